@@ -1,0 +1,191 @@
+"""Streaming DTOs and the assembler that turns wire deltas into :class:`StreamChunk` values."""
+
+from __future__ import annotations
+
+import attrs
+
+from hfdriver.dto.request import ToolCall
+from hfdriver.dto.response import FinishReason, GenerateResponse, Output, Usage
+
+__all__ = ["ChunkDelta", "StreamAssembler", "StreamChunk", "ToolCallDelta"]
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class StreamChunk:
+    """A piece of a streamed answer.
+
+    ``text`` and ``reasoning`` are the new characters (never repeated). ``tool_calls`` holds the
+    *complete* calls, assembled from their deltas, on the chunk that finishes an output.
+    The last chunk carries ``finish_reason`` and, when the server sent it, ``usage``.
+    """
+
+    text: str = ""
+    reasoning: str = ""
+    index: int = 0
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: FinishReason | str | None = None
+    usage: Usage | None = None
+    model: str | None = None
+    id: str | None = None
+
+
+@attrs.frozen(slots=True)
+class ToolCallDelta:
+    """A fragment of a tool call as the wire sends it (keyed by ``index``)."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@attrs.frozen(slots=True)
+class ChunkDelta:
+    """What one choice of one wire chunk said."""
+
+    index: int = 0
+    text: str = ""
+    reasoning: str = ""
+    tool_calls: tuple[ToolCallDelta, ...] = ()
+    finish_reason: FinishReason | str | None = None
+
+
+class _PendingCall:
+    __slots__ = ("arguments", "id", "name")
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.name = ""
+        self.arguments: list[str] = []
+
+
+class StreamAssembler:
+    """Stateful: feed wire deltas, get chunks; also accumulates a whole response.
+
+    Tool-call deltas are merged by index into complete :class:`ToolCall` values that appear on
+    the finishing chunk. A chunk that carries a finish reason is held back one event so that a
+    trailing usage-only chunk (``choices: []``) lands on it.
+    """
+
+    __slots__ = ("_calls", "_held", "_outputs", "finished", "id", "model", "usage")
+
+    def __init__(self) -> None:
+        self._calls: dict[int, dict[int, _PendingCall]] = {}
+        self._held: list[StreamChunk] = []
+        self._outputs: dict[
+            int, tuple[list[str], list[str], list[ToolCall], list[FinishReason | str | None]]
+        ] = {}
+        self.finished = False
+        self.model: str | None = None
+        self.id: str | None = None
+        self.usage: Usage | None = None
+
+    def feed(
+        self,
+        deltas: tuple[ChunkDelta, ...],
+        usage: Usage | None,
+        model: str | None,
+        id: str | None,
+    ) -> list[StreamChunk]:
+        """Chunks ready for the caller after one wire event."""
+        if model:
+            self.model = model
+        if id:
+            self.id = id
+        out: list[StreamChunk] = []
+        if usage is not None:
+            self.usage = usage
+        if self._held:
+            if usage is not None and not deltas:
+                self._held = [attrs.evolve(c, usage=usage) for c in self._held]
+                return out
+            out.extend(self._held)
+            self._held = []
+        for delta in deltas:
+            chunk = self._chunk(delta, usage)
+            if chunk is None:
+                continue
+            if chunk.finish_reason is not None:
+                self._held.append(chunk)
+            else:
+                out.append(chunk)
+        return out
+
+    def flush(self) -> list[StreamChunk]:
+        """Chunks still held when the stream ends."""
+        held, self._held = self._held, []
+        return held
+
+    def _chunk(self, delta: ChunkDelta, usage: Usage | None) -> StreamChunk | None:
+        index = delta.index
+        acc = self._outputs.get(index)
+        if acc is None:
+            acc = self._outputs[index] = ([], [], [], [None])
+        if delta.text:
+            acc[0].append(delta.text)
+        if delta.reasoning:
+            acc[1].append(delta.reasoning)
+        for tc in delta.tool_calls:
+            pending = self._calls.setdefault(index, {}).setdefault(tc.index, _PendingCall())
+            if tc.id:
+                pending.id = tc.id
+            if tc.name and not pending.name:
+                pending.name = tc.name
+            if tc.arguments:
+                pending.arguments.append(tc.arguments)
+        calls: tuple[ToolCall, ...] = ()
+        if delta.finish_reason is not None:
+            self.finished = True
+            acc[3][0] = delta.finish_reason
+            calls = self._complete_calls(index)
+            acc[2].extend(calls)
+        if not (delta.text or delta.reasoning or delta.finish_reason is not None or calls):
+            return None
+        return StreamChunk(
+            text=delta.text,
+            reasoning=delta.reasoning,
+            index=index,
+            tool_calls=calls,
+            finish_reason=delta.finish_reason,
+            usage=usage,
+            model=self.model,
+            id=self.id,
+        )
+
+    def _complete_calls(self, index: int) -> tuple[ToolCall, ...]:
+        pending = self._calls.pop(index, {})
+        return tuple(
+            ToolCall(p.id or f"call_{i}", p.name, "".join(p.arguments) or "{}")
+            for i, p in sorted(pending.items())
+        )
+
+    def end_of_stream(self) -> list[StreamChunk]:
+        """Tool calls that never got a finish reason still surface (marked as tool_calls)."""
+        out = self.flush()
+        for index in list(self._calls):
+            calls = self._complete_calls(index)
+            if calls:
+                self._outputs[index][2].extend(calls)
+                out.append(StreamChunk(index=index, tool_calls=calls, model=self.model, id=self.id))
+        return out
+
+    def response(self, *, provider: str | None = None, request_id: str | None = None) -> GenerateResponse:
+        """Everything seen so far as one :class:`GenerateResponse`."""
+        outputs = tuple(
+            Output(
+                index=i,
+                text="".join(text),
+                reasoning="".join(reasoning) or None,
+                tool_calls=tuple(calls),
+                finish_reason=finish[0],
+            )
+            for i, (text, reasoning, calls, finish) in sorted(self._outputs.items())
+        )
+        return GenerateResponse(
+            outputs=outputs,
+            usage=self.usage,
+            model=self.model,
+            id=self.id,
+            provider=provider,
+            request_id=request_id,
+        )
