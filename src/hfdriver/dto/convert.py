@@ -99,7 +99,7 @@ def _wire_message(msg: Message) -> WireMessage:
         assert isinstance(result, ToolResult)
         return WireMessage("tool", result.content, name=result.name, tool_call_id=result.tool_call_id)
     calls = [
-        WireToolCall(c.id, WireFunctionCall(c.name, c.arguments))
+        WireToolCall(c.id, "function", WireFunctionCall(c.name, c.arguments))
         for c in msg.content
         if isinstance(c, ToolCall)
     ]
@@ -133,7 +133,8 @@ def to_wire(
         frequency_penalty=request.frequency_penalty,
         presence_penalty=request.presence_penalty,
         tools=[
-            WireTool(WireFunction(t.name, t.description, dict(t.parameters), t.strict)) for t in request.tools
+            WireTool("function", WireFunction(t.name, t.description, dict(t.parameters), t.strict))
+            for t in request.tools
         ]
         or None,
         tool_choice=tool_choice,

@@ -48,9 +48,10 @@ class WireFunctionCall:
 
 @attrs.define(slots=True)
 class WireToolCall:
+    # No defaults: cattrs omits default values, and servers require "type": "function".
     id: str
+    type: str
     function: WireFunctionCall
-    type: str = "function"
 
 
 @attrs.define(slots=True)
@@ -72,8 +73,8 @@ class WireFunction:
 
 @attrs.define(slots=True)
 class WireTool:
+    type: str
     function: WireFunction
-    type: str = "function"
 
 
 @attrs.define(slots=True)

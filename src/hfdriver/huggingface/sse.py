@@ -83,9 +83,13 @@ class SseDecoder:
             if last < 0:  # pragma: no cover - a CR is a terminator, so last >= 0
                 self._pending.append(chunk)
                 return events
-            if last == len(chunk) - 1 and chunk[last] == 0x0D:
-                self._skip_lf = True
-            head = chunk[:last].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            if chunk[last] == 0x0D:
+                # A CR ending the chunk may be the first half of a CRLF split across chunks.
+                self._skip_lf = last == len(chunk) - 1
+                end = last
+            else:
+                end = last - 1 if last > 0 and chunk[last - 1] == 0x0D else last
+            head = chunk[:end].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         else:
             last = chunk.rfind(b"\n")
             if last < 0:
