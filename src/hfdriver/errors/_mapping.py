@@ -328,6 +328,13 @@ def error_from_stream_event(
     )
 
 
+_PHASES = {
+    "request": "waiting for the answer",
+    "open": "waiting for the first streamed chunk",
+    "stream": "streaming",
+}
+
+
 def error_from_exception(
     exc: BaseException, *, phase: str = "request", token: str | None = None
 ) -> HuggingFaceError:
@@ -337,6 +344,7 @@ def error_from_exception(
     """
     import aiohttp
 
+    where = _PHASES.get(phase, phase)
     detail = redact(_clip(str(exc) or type(exc).__name__, MAX_MESSAGE_CHARS), token)
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return HuggingFaceError(
@@ -349,13 +357,13 @@ def error_from_exception(
         return HuggingFaceError(
             K.TIMEOUT,
             "read timeout fired: the server sent nothing for longer than Timeouts(read=...) "
-            f"during the {phase}; raise it for slow models",
+            f"while {where}; raise it for slow models",
             retryable=False,
         )
     if isinstance(exc, (TimeoutError, aiohttp.ServerTimeoutError)):
         return HuggingFaceError(
             K.TIMEOUT,
-            f"total timeout fired: the {phase} took longer than Timeouts(total=...); "
+            f"total timeout fired: {where} took longer than Timeouts(total=...); "
             "raise it, or stream long generations",
             retryable=False,
         )

@@ -56,6 +56,14 @@ class RecordedRequest:
     path: str
     headers: Mapping[str, str]
     json: Any
+    peer: str | None = None
+    """The client's ``host:port``: the same value twice means a pooled connection was reused."""
+
+
+def _peer(request: web.Request) -> str | None:
+    transport = request.transport
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    return f"{peer[0]}:{peer[1]}" if peer else None
 
 
 class FakeRouter:
@@ -133,7 +141,10 @@ class FakeRouter:
     def open_connections(self) -> int:
         """Client connections the server currently holds open."""
         server = self._runner.server if self._runner else None
-        return len(server.connections) if server is not None else 0
+        if server is None:
+            return 0
+        # A handler still running a scripted stall stays listed after its client left.
+        return sum(1 for handler in server.connections if handler.transport is not None)
 
     # ------------------------------------------------------------------ scripting
     def enqueue(self, *responses: FakeResponse) -> FakeRouter:
@@ -153,7 +164,9 @@ class FakeRouter:
         return headers
 
     async def _models(self, request: web.Request) -> web.Response:
-        self.requests.append(RecordedRequest(request.method, request.path, dict(request.headers), None))
+        self.requests.append(
+            RecordedRequest(request.method, request.path, dict(request.headers), None, _peer(request))
+        )
         return web.json_response({"object": "list", "data": self.models}, headers=self._headers({}))
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
@@ -162,7 +175,9 @@ class FakeRouter:
             body: Any = json.loads(raw)
         except ValueError:
             body = None
-        self.requests.append(RecordedRequest(request.method, request.path, dict(request.headers), body))
+        self.requests.append(
+            RecordedRequest(request.method, request.path, dict(request.headers), body, _peer(request))
+        )
         if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
             return web.json_response(
                 {"error": "Invalid credentials in Authorization header"},

@@ -109,6 +109,11 @@ def _freeze(value: Mapping[str, str] | None) -> Mapping[str, str]:
     return dict(value or {})
 
 
+_TRANSPORT_OPTIONS = frozenset(
+    {"status", "content_type", "chunk_size", "split_seed", "delay", "stall_after", "disconnect_after"}
+)
+
+
 @attrs.frozen(slots=True, kw_only=True)
 class FakeResponse:
     """One scripted answer.
@@ -168,8 +173,9 @@ class FakeResponse:
     def completion(
         cls, text: str, *, headers: Mapping[str, str] | None = None, **fields: Any
     ) -> FakeResponse:
-        """A 200 chat completion answering ``text``."""
-        return cls(json=completion_body(text, **fields), headers=headers)
+        """A 200 chat completion answering ``text``; transport options (``delay``, ...) pass through."""
+        options = {k: fields.pop(k) for k in list(fields) if k in _TRANSPORT_OPTIONS}
+        return cls(json=completion_body(text, **fields), headers=headers, **options)
 
     @classmethod
     def stream(

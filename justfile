@@ -1,0 +1,44 @@
+# hfdriver tasks. `just --list` shows them all.
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+venv := ".venv"
+python := venv + "/bin/python"
+
+# Create .venv and install hfdriver with the dev extra (editable).
+setup:
+    test -x {{python}} || python3 -m venv {{venv}}
+    {{python}} -m pip install -q -U pip
+    {{python}} -m pip install -q -e '.[dev]'
+
+# The offline test suite (unit, integration against FakeRouter, corpus conformance).
+test *args:
+    {{python}} -m pytest -q {{args}}
+
+# Smoke tests against the real router (needs HUGGINGFACE_API_TOKEN; at most 10 tokens a call).
+test-api:
+    {{python}} -m pytest -q -m api tests/api -rs
+
+# ruff lint + format check on src/ and tests/.
+lint:
+    {{python}} -m ruff check src tests benchmarks examples
+    {{python}} -m ruff format --check src tests benchmarks examples
+
+# Format the code.
+fmt:
+    {{python}} -m ruff format src tests benchmarks examples
+    {{python}} -m ruff check --fix src tests benchmarks examples
+
+# mypy --strict on the library.
+typecheck:
+    {{python}} -m mypy --strict src
+
+# One chat completion: the real router when HF_TOKEN is set, else the local FakeRouter.
+demo *args:
+    {{python}} examples/chat.py {{args}}
+
+# Client CPU per request / per chunk: raw aiohttp vs hfdriver (and peers when installed).
+bench *args:
+    {{python}} benchmarks/bench_client.py {{args}}
+
+# Everything CI runs.
+ci: test lint typecheck
