@@ -137,3 +137,51 @@ def test_secondary_error_bodies(item: dict[str, Any]) -> None:
             error = error_from_stream_event(event)
             assert isinstance(error, HuggingFaceError)
             assert error.kind in (K.STREAM, K.VALIDATION, K.SERVER)
+
+
+def _shape_files(folder: str, suffixes: tuple[str, ...]) -> list[Any]:
+    from tests.corpus import corpus_dir
+
+    root = corpus_dir()
+    if root is None:
+        return [pytest.param(None, marks=pytest.mark.skip(reason=SKIP_REASON), id="no-corpus")]
+    files = sorted(
+        p
+        for p in (root / folder).iterdir()
+        if p.name.endswith(suffixes) and not p.name.endswith(".source.json") and p.name != "PROVENANCE.json"
+    )
+    return [pytest.param(p, id=p.name) for p in files]
+
+
+def _objects(path: Any) -> list[Any]:
+    text = path.read_text()
+    if path.name.endswith(".sse"):
+        return [
+            json.loads(line[5:])
+            for line in text.splitlines()
+            if line.startswith("data:") and line[5:].strip() != "[DONE]"
+        ]
+    data = json.loads(text)
+    return data if isinstance(data, list) else [data]
+
+
+@pytest.mark.parametrize(
+    "path",
+    _shape_files("tgi_snapshots", (".json",)) + _shape_files("llamacpp_vllm_quotes", (".json", ".sse")),
+)
+def test_snapshot_and_quote_shapes_parse(path: Any) -> None:
+    from hfdriver.dto.convert import parse_chunk
+
+    for obj in _objects(path):
+        choices = obj.get("choices") or []
+        if choices and "message" in choices[0]:
+            response = parse_response(obj)
+            raw_calls = choices[0]["message"].get("tool_calls")
+            assert [(c.name, c.parsed_arguments()) for c in response.tool_calls] == normalise_calls(raw_calls)
+        elif choices and "text" in choices[0] and "delta" not in choices[0]:
+            with pytest.raises(HuggingFaceError):  # /v1/completions, not chat
+                parse_response(obj)
+        else:
+            chunk = parse_chunk(obj)
+            for delta, choice in zip(chunk.deltas, choices, strict=True):
+                assert delta.text == (choice["delta"].get("content") or "")

@@ -261,7 +261,12 @@ def _structure_response(data: Any, _cls: type[GenerateResponse]) -> GenerateResp
     try:
         outputs = []
         for position, choice in enumerate(choices):
-            message = choice.get("message") or choice.get("delta") or {}
+            message = choice.get("message")
+            if message is None:
+                message = choice.get("delta")
+            if not isinstance(message, dict):
+                what = "a text completion (/v1/completions)" if "text" in choice else "a choice without a message"
+                raise TypeError(f"{what}, not a chat completion")
             index = choice.get("index")
             reasoning = _reasoning(message)
             outputs.append(
