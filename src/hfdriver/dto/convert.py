@@ -10,7 +10,7 @@ shape recorded in the conformance corpus and raise nothing but ``HuggingFaceErro
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 import cattrs
@@ -47,6 +47,7 @@ __all__ = [
     "parse_chunk",
     "parse_response",
     "resolve_model",
+    "structure_chunk",
     "to_payload",
     "to_wire",
 ]
@@ -182,6 +183,8 @@ def _opt_str(value: Any) -> str | None:
 
 
 def _text_of(content: Any) -> str:
+    if type(content) is str:
+        return content
     if content is None:
         return ""
     if isinstance(content, str):
@@ -265,7 +268,11 @@ def _structure_response(data: Any, _cls: type[GenerateResponse]) -> GenerateResp
             if message is None:
                 message = choice.get("delta")
             if not isinstance(message, dict):
-                what = "a text completion (/v1/completions)" if "text" in choice else "a choice without a message"
+                what = (
+                    "a text completion (/v1/completions)"
+                    if "text" in choice
+                    else "a choice without a message"
+                )
                 raise TypeError(f"{what}, not a chat completion")
             index = choice.get("index")
             reasoning = _reasoning(message)
@@ -303,9 +310,8 @@ def parse_response(
     return response
 
 
-@attrs.frozen(slots=True)
-class ParsedChunk:
-    """One ``chat.completion.chunk`` event, parsed."""
+class ParsedChunk(NamedTuple):
+    """One ``chat.completion.chunk`` event, parsed (a NamedTuple: one is made per chunk)."""
 
     deltas: tuple[ChunkDelta, ...]
     usage: Usage | None = None
@@ -329,36 +335,55 @@ def _tool_call_deltas(value: Any) -> tuple[ToolCallDelta, ...]:
     return tuple(out)
 
 
+def _chunk_delta(position: int, choice: dict[str, Any]) -> ChunkDelta:
+    delta = choice.get("delta")
+    if delta is None:
+        delta = choice.get("message") or {}
+    content = delta.get("content")
+    text = content if type(content) is str else _text_of(content)
+    reasoning = delta.get("reasoning_content")
+    if reasoning is None:
+        reasoning = delta.get("reasoning")
+    calls = delta.get("tool_calls")
+    index = choice.get("index")
+    finish = choice.get("finish_reason")
+    return ChunkDelta(
+        index if type(index) is int else position,
+        text,
+        "" if reasoning is None else _text_of(reasoning),
+        _tool_call_deltas(calls) if calls else (),
+        None if finish is None else finish_reason_of(finish),
+    )
+
+
+def structure_chunk(data: dict[str, Any]) -> ParsedChunk:
+    """The hot path for one stream event already known to be a JSON object without ``error``."""
+    try:
+        choices = data.get("choices")
+        if choices:
+            deltas = tuple([_chunk_delta(i, c) for i, c in enumerate(choices)])
+        elif choices is None and "usage" not in data:
+            raise TypeError("no 'choices' in the event")
+        else:
+            deltas = ()
+        usage = data.get("usage")
+        model = data.get("model")
+        id_ = data.get("id")
+        return ParsedChunk(
+            deltas,
+            None if usage is None else _usage(usage),
+            model if type(model) is str and model else _opt_str(model),
+            id_ if type(id_) is str and id_ else _opt_str(id_),
+        )
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise _decode_error("stream event", str(exc) or type(exc).__name__) from None
+
+
 def _structure_chunk(data: Any, _cls: type[ParsedChunk]) -> ParsedChunk:
     if not isinstance(data, dict):
         raise _decode_error("stream event", f"a JSON {type(data).__name__}, not an object")
     _raise_embedded_error(data)
-    try:
-        choices = data.get("choices") or ()
-        deltas = []
-        for position, choice in enumerate(choices):
-            delta = choice.get("delta") or choice.get("message") or {}
-            index = choice.get("index")
-            calls = delta.get("tool_calls")
-            deltas.append(
-                ChunkDelta(
-                    index if isinstance(index, int) and not isinstance(index, bool) else position,
-                    _text_of(delta.get("content")),
-                    _reasoning(delta),
-                    _tool_call_deltas(calls) if calls else (),
-                    finish_reason_of(choice.get("finish_reason")),
-                )
-            )
-        if not deltas and "choices" not in data and "usage" not in data:
-            raise TypeError("no 'choices' in the event")
-        return ParsedChunk(
-            tuple(deltas),
-            _usage(data.get("usage")),
-            _opt_str(data.get("model")),
-            _opt_str(data.get("id")),
-        )
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        raise _decode_error("stream event", str(exc) or type(exc).__name__) from None
+    return structure_chunk(data)
 
 
 converter.register_structure_hook(ParsedChunk, _structure_chunk)

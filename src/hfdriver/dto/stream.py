@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import attrs
 
 from hfdriver.dto.request import ToolCall
@@ -29,21 +31,20 @@ class StreamChunk:
     id: str | None = None
 
 
-@attrs.frozen(slots=True)
-class ToolCallDelta:
-    """A fragment of a tool call as the wire sends it (keyed by ``index``)."""
+# The two wire-level values below are created once per streamed chunk: NamedTuples keep that cheap.
+class ToolCallDelta(NamedTuple):
+    """A fragment of a tool call as the wire sends it (keyed by its ``index`` on the wire)."""
 
-    index: int
+    call_index: int
     id: str | None = None
     name: str | None = None
     arguments: str = ""
 
 
-@attrs.frozen(slots=True)
-class ChunkDelta:
+class ChunkDelta(NamedTuple):
     """What one choice of one wire chunk said."""
 
-    index: int = 0
+    choice_index: int = 0
     text: str = ""
     reasoning: str = ""
     tool_calls: tuple[ToolCallDelta, ...] = ()
@@ -117,7 +118,7 @@ class StreamAssembler:
         return held
 
     def _chunk(self, delta: ChunkDelta, usage: Usage | None) -> StreamChunk | None:
-        index = delta.index
+        index = delta.choice_index
         acc = self._outputs.get(index)
         if acc is None:
             acc = self._outputs[index] = ([], [], [], [None])
@@ -126,7 +127,7 @@ class StreamAssembler:
         if delta.reasoning:
             acc[1].append(delta.reasoning)
         for tc in delta.tool_calls:
-            pending = self._calls.setdefault(index, {}).setdefault(tc.index, _PendingCall())
+            pending = self._calls.setdefault(index, {}).setdefault(tc.call_index, _PendingCall())
             if tc.id:
                 pending.id = tc.id
             if tc.name and not pending.name:

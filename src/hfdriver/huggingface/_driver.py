@@ -23,7 +23,7 @@ from hfdriver.errors import (
     error_from_response,
 )
 from hfdriver.huggingface._config import ROUTER_URL, RetryPolicy, Timeouts
-from hfdriver.huggingface._retry import build_retrying
+from hfdriver.huggingface._retry import call_with_retries
 from hfdriver.huggingface._stream import HuggingFaceStream
 
 __all__ = ["HuggingFaceDriver", "USER_AGENT"]
@@ -188,10 +188,7 @@ class HuggingFaceDriver:
         """Send ``request`` and return the whole answer (retried per the :class:`RetryPolicy`)."""
         body = self._encode(request, stream=False)
         self._check_token()
-        async for attempt in build_retrying(self.retry, "generate"):
-            with attempt:
-                return await self._generate_once(body)
-        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+        return await call_with_retries(self.retry, "generate", lambda: self._generate_once(body))
 
     async def _generate_once(self, body: bytes) -> GenerateResponse:
         session = self._get_session()

@@ -12,14 +12,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
 
 import tenacity
 
 from hfdriver.errors._error import HuggingFaceError
 from hfdriver.huggingface._config import RetryPolicy
 
-__all__ = ["build_retrying", "instant_retries", "is_retryable", "set_testing"]
+__all__ = ["build_retrying", "call_with_retries", "instant_retries", "is_retryable", "set_testing"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger("hfdriver")
 
@@ -95,3 +99,28 @@ def build_retrying(policy: RetryPolicy, what: str = "request") -> tenacity.Async
         before_sleep=_before_sleep_factory(policy, what),
         reraise=True,
     )
+
+
+async def call_with_retries(policy: RetryPolicy, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run ``attempt`` under ``policy``.
+
+    The first attempt runs directly: a call that succeeds (the common case) pays nothing for
+    tenacity's machinery. Once an attempt fails retryably, tenacity takes over, starting from
+    that failure, so waits, logging, attempt counts and the deadline all follow the policy.
+    """
+    start = time.monotonic()
+    try:
+        return await attempt()
+    except HuggingFaceError as exc:
+        if policy.attempts <= 1 or not is_retryable(exc, policy):
+            raise
+        first_error = exc
+    replay_first = True
+    async for managed in build_retrying(policy, what):
+        with managed:
+            if replay_first:
+                replay_first = False
+                managed.retry_state.start_time = start  # the deadline counts from the first try
+                raise first_error
+            return await attempt()
+    raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover

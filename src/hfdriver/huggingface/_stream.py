@@ -7,11 +7,11 @@ from collections import deque
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from hfdriver.dto.convert import parse_chunk, parse_response
+from hfdriver.dto.convert import parse_chunk, parse_response, structure_chunk
 from hfdriver.dto.response import GenerateResponse
 from hfdriver.dto.stream import ChunkDelta, StreamAssembler, StreamChunk, ToolCallDelta
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, error_from_stream_event
-from hfdriver.huggingface._retry import build_retrying
+from hfdriver.huggingface._retry import call_with_retries
 from hfdriver.huggingface.sse import SseDecoder, SseEvent
 
 if TYPE_CHECKING:
@@ -127,9 +127,7 @@ class HuggingFaceStream:
         self._opened = True
         driver = self._driver
         try:
-            async for attempt in build_retrying(driver.retry, "stream"):
-                with attempt:
-                    await self._open_once()
+            await call_with_retries(driver.retry, "stream", self._open_once)
         except BaseException:
             self._finished = True
             self._abort()
@@ -218,9 +216,12 @@ class HuggingFaceStream:
                 request_id=self.request_id,
                 provider=self.provider,
             )
-        if type(obj) is dict and obj.get("error") and "choices" not in obj:
+        if type(obj) is not dict:
+            parsed = parse_chunk(obj)  # raises DECODE, naming what came instead
+        elif obj.get("error") and "choices" not in obj:
             raise error_from_stream_event(obj, request_id=self.request_id, provider=self.provider)
-        parsed = parse_chunk(obj)
+        else:
+            parsed = structure_chunk(obj)
         chunks = self._assembler.feed(parsed.deltas, parsed.usage, parsed.model, parsed.id)
         if chunks:
             self._ready.extend(chunks)

@@ -14,15 +14,14 @@ multi-byte UTF-8 character split across chunks, or U+2028 inside JSON, is never 
 
 from __future__ import annotations
 
-import attrs
+from typing import NamedTuple
 
 __all__ = ["SseDecoder", "SseEvent"]
 
 _BOM = b"\xef\xbb\xbf"
 
 
-@attrs.frozen(slots=True)
-class SseEvent:
+class SseEvent(NamedTuple):
     """One dispatched event. ``event`` is ``None`` when no ``event:`` field was given
     (the spec's default type ``message``); ``id`` is the last event id seen so far."""
 
@@ -107,8 +106,17 @@ class SseDecoder:
             self._started = True
             if head.startswith(_BOM):
                 head = head[3:]
+        data = self._data
         for line in head.split(b"\n"):
-            self._line(line, events)
+            # Inline fast path for the two lines every chat event has: "data: ..." and "".
+            if line[:6] == b"data: ":
+                data.append(line[6:])
+            elif not line and data and not self._fields_seen:
+                payload = data[0] if len(data) == 1 else b"\n".join(data)
+                events.append(SseEvent(payload.decode("utf-8", "replace"), None, self._id, self._retry))
+                data.clear()
+            else:
+                self._line(line, events)
         return events
 
     def close(self) -> list[SseEvent]:
