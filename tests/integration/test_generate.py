@@ -151,14 +151,23 @@ async def test_total_timeout(router: FakeRouter, request_: GenerateRequest) -> N
     assert len(router.requests) == 1  # not retried
 
 
-async def test_read_timeout_on_unary(router: FakeRouter, request_: GenerateRequest) -> None:
+async def test_unary_silence_is_bounded_by_total_not_read(
+    router: FakeRouter, request_: GenerateRequest
+) -> None:
+    # A unary server is silent until the whole answer is ready: `read` must not cut it short.
+    router.enqueue(FakeResponse.completion("slow but fine", delay=0.3))
+    timeouts = Timeouts(read=0.1, total=5)
+    async with HuggingFaceDriver(
+        token=TOKEN, base_url=router.base_url, model="m/x", timeouts=timeouts
+    ) as driver:
+        assert (await driver.generate(request_)).text == "slow but fine"
     router.enqueue(FakeResponse.completion("never finishes", chunk_size=10, stall_after=1))
     async with HuggingFaceDriver(
-        token=TOKEN, base_url=router.base_url, model="m/x", timeouts=Timeouts(read=0.2)
+        token=TOKEN, base_url=router.base_url, model="m/x", timeouts=Timeouts(total=0.3)
     ) as driver:
         with pytest.raises(HuggingFaceError) as info:
             await driver.generate(request_)
-    assert info.value.kind is K.TIMEOUT and "read" in info.value.message
+    assert info.value.kind is K.TIMEOUT and "total" in info.value.message
 
 
 async def test_connect_timeout_waiting_for_a_pooled_connection(

@@ -85,7 +85,8 @@ _ADVICE: dict[HuggingFaceErrorKind, str] = {
     ),
     K.MODEL_NOT_SUPPORTED: (
         "this model is not served for chat by an enabled provider (or has no chat template): "
-        "pick an Instruct/chat model listed by `hfdriver models list`, or another provider"
+        "pick an Instruct/chat model served by Inference Providers "
+        "(https://huggingface.co/models?inference_provider=all&pipeline_tag=text-generation)"
     ),
     K.GONE: (
         "this API was retired: use the Inference Providers router at "

@@ -26,10 +26,11 @@ class Timeouts:
     """Finite time limits, in seconds.
 
     - ``connect``: to open a connection (and wait for a free one in the pool); retried.
-    - ``read``: the longest silence between two pieces of a response; a stalled stream fails
-      after it.
-    - ``total``: the whole of a unary call (each attempt). Streams have no total: they may
-      legitimately run for minutes, and ``read`` catches a stalled one.
+    - ``read``: the longest silence between two pieces of a streamed response; a stalled
+      stream fails after it.
+    - ``total``: the whole of a unary call (each attempt). A unary answer is sent only once it
+      is fully generated, so silence is normal there and ``total`` is its bound. Streams have
+      no total: they may legitimately run for minutes, and ``read`` catches a stalled one.
 
     >>> Timeouts(read=120).read
     120

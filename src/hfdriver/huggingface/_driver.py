@@ -99,9 +99,9 @@ class HuggingFaceDriver:
         self._limit = connection_limit
         self._limit_per_host = connection_limit_per_host
         self._streams: weakref.WeakSet[HuggingFaceStream] = weakref.WeakSet()
-        self._unary_timeout = aiohttp.ClientTimeout(
-            total=timeouts.total, connect=timeouts.connect, sock_read=timeouts.read
-        )
+        # A unary answer arrives only once it is fully generated, so silence before it is normal:
+        # `total` bounds unary calls, `read` (silence between bytes) bounds streams.
+        self._unary_timeout = aiohttp.ClientTimeout(total=timeouts.total, connect=timeouts.connect)
         self._stream_timeout = aiohttp.ClientTimeout(
             total=None, connect=timeouts.connect, sock_read=timeouts.read
         )
