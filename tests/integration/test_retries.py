@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import pytest
 
@@ -10,6 +11,14 @@ from hfdriver.testing import FakeResponse, FakeRouter
 from tests.integration.conftest import TOKEN
 
 K = HuggingFaceErrorKind
+
+
+@pytest.fixture
+def real_waits() -> Iterator[None]:
+    """Real retry waits (the suite zeroes them), for tests that check what the wait was."""
+    set_testing(False)
+    yield
+    set_testing(True)
 
 
 async def test_429_with_retry_after_then_200(
@@ -28,36 +37,28 @@ async def test_429_with_retry_after_then_200(
 
 
 async def test_retry_after_is_the_wait_when_waits_are_real(
-    router: FakeRouter, request_: GenerateRequest, caplog: pytest.LogCaptureFixture
+    real_waits: None, router: FakeRouter, request_: GenerateRequest, caplog: pytest.LogCaptureFixture
 ) -> None:
-    set_testing(False)
-    try:
-        router.enqueue(
-            FakeResponse.error(429, "slow down", headers={"Retry-After": "0.05"}),
-            FakeResponse.completion("ok"),
-        )
-        async with HuggingFaceDriver(token=TOKEN, base_url=router.base_url, model="m/x") as driver:
-            with caplog.at_level(logging.WARNING, logger="hfdriver"):
-                assert (await driver.generate(request_)).text == "ok"
-    finally:
-        set_testing(True)
+    router.enqueue(
+        FakeResponse.error(429, "slow down", headers={"Retry-After": "0.05"}),
+        FakeResponse.completion("ok"),
+    )
+    async with HuggingFaceDriver(token=TOKEN, base_url=router.base_url, model="m/x") as driver:
+        with caplog.at_level(logging.WARNING, logger="hfdriver"):
+            assert (await driver.generate(request_)).text == "ok"
     assert caplog.records[0].hf_wait == pytest.approx(0.05)  # type: ignore[attr-defined]
 
 
 async def test_503_loading_then_200_uses_estimated_time(
-    router: FakeRouter, request_: GenerateRequest, caplog: pytest.LogCaptureFixture
+    real_waits: None, router: FakeRouter, request_: GenerateRequest, caplog: pytest.LogCaptureFixture
 ) -> None:
-    set_testing(False)
-    try:
-        router.enqueue(
-            FakeResponse.error(503, "Model m is currently loading", estimated_time=0.05),
-            FakeResponse.completion("loaded"),
-        )
-        async with HuggingFaceDriver(token=TOKEN, base_url=router.base_url, model="m/x") as driver:
-            with caplog.at_level(logging.WARNING, logger="hfdriver"):
-                assert (await driver.generate(request_)).text == "loaded"
-    finally:
-        set_testing(True)
+    router.enqueue(
+        FakeResponse.error(503, "Model m is currently loading", estimated_time=0.05),
+        FakeResponse.completion("loaded"),
+    )
+    async with HuggingFaceDriver(token=TOKEN, base_url=router.base_url, model="m/x") as driver:
+        with caplog.at_level(logging.WARNING, logger="hfdriver"):
+            assert (await driver.generate(request_)).text == "loaded"
     assert caplog.records[0].hf_kind == "MODEL_LOADING"  # type: ignore[attr-defined]
     assert caplog.records[0].hf_wait == pytest.approx(0.05)  # type: ignore[attr-defined]
 
@@ -156,17 +157,13 @@ async def test_stream_error_event_before_first_chunk_when_overloaded_is_retried(
     assert len(router.requests) == 2
 
 
-async def test_deadline_stops_retries(router: FakeRouter, request_: GenerateRequest) -> None:
-    set_testing(False)
-    try:
-        router.enqueue(*[FakeResponse.error(502, "bad gateway") for _ in range(10)])
-        policy = RetryPolicy(attempts=10, deadline=0.15, initial_backoff=0.1, jitter=0)
-        async with HuggingFaceDriver(
-            token=TOKEN, base_url=router.base_url, model="m/x", retry=policy
-        ) as driver:
-            with pytest.raises(HuggingFaceError) as info:
-                await driver.generate(request_)
-    finally:
-        set_testing(True)
+async def test_deadline_stops_retries(
+    real_waits: None, router: FakeRouter, request_: GenerateRequest
+) -> None:
+    router.enqueue(*[FakeResponse.error(502, "bad gateway") for _ in range(10)])
+    policy = RetryPolicy(attempts=10, deadline=0.15, initial_backoff=0.1, jitter=0)
+    async with HuggingFaceDriver(token=TOKEN, base_url=router.base_url, model="m/x", retry=policy) as driver:
+        with pytest.raises(HuggingFaceError) as info:
+            await driver.generate(request_)
     assert info.value.kind is K.SERVER
     assert 1 < len(router.requests) < 10

@@ -229,7 +229,7 @@ class HuggingFaceDriver:
         return stream
 
     # ------------------------------------------------------------------ transport helpers (streams)
-    async def _post(self, body: bytes, headers: dict[str, str], *, stream: bool) -> aiohttp.ClientResponse:
+    async def _post(self, body: bytes, headers: dict[str, str]) -> aiohttp.ClientResponse:
         """POST and return a response with status < 300 (an error status raises, mapped)."""
         session = self._get_session()
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import deque
 from types import TracebackType
@@ -110,7 +111,9 @@ class HuggingFaceStream:
         # A caller that breaks out of a bare `async for` drops the stream: free the socket now.
         resp = getattr(self, "_resp", None)
         if resp is not None:
-            resp.close()
+            # A finalizer must not raise: the loop may already be closed at interpreter exit.
+            with contextlib.suppress(Exception):
+                resp.close()
 
     async def collect(self) -> GenerateResponse:
         """Read the rest and return everything the stream delivered as one response."""
@@ -139,7 +142,7 @@ class HuggingFaceStream:
         self._assembler = StreamAssembler()
         self._ready.clear()
         self._reset_state()
-        resp = await self._driver._post(self._body, self._headers, stream=True)
+        resp = await self._driver._post(self._body, self._headers)
         self._resp = resp
         headers = resp.headers
         self.provider = headers.get("x-inference-provider")
