@@ -35,12 +35,14 @@ from hfdriver.dto import (
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 
 if TYPE_CHECKING:
+    from hfdriver.hub import HubClient
     from hfdriver.huggingface import HuggingFaceDriver, RetryPolicy, Timeouts
 
 _LAZY = {
     "HuggingFaceDriver": "hfdriver.huggingface",
     "RetryPolicy": "hfdriver.huggingface",
     "Timeouts": "hfdriver.huggingface",
+    "HubClient": "hfdriver.hub",
 }
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "HuggingFaceDriver",
     "HuggingFaceError",
     "HuggingFaceErrorKind",
+    "HubClient",
     "Image",
     "Message",
     "Output",

@@ -40,3 +40,19 @@ def test_json_output() -> None:
     result = run("json_output.py")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["city"] == "Paris"
+
+
+def test_search_models_table() -> None:
+    result = run("search_models.py", "llama", "--limit", "3")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:3] == ["model", "downloads", "likes"]
+    assert lines[1].startswith("meta-llama/Llama-3.2-1B-Instruct") and "novita, together" in lines[1]
+    assert "bartowski/Llama-3.2-1B-Instruct-GGUF" in lines[2] and " yes " in lines[2]
+
+
+def test_pick_provider_routes_to_the_cheapest() -> None:
+    result = run("pick_provider.py")
+    assert result.returncode == 0, result.stderr
+    assert "[routing meta-llama/Llama-3.2-1B-Instruct to novita]" in result.stderr
+    assert result.stdout.strip() == "echo: Say hello in French."

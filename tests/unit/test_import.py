@@ -21,4 +21,9 @@ def test_lazy_names_resolve() -> None:
 
     assert hfdriver.HuggingFaceDriver.__name__ == "HuggingFaceDriver"
     assert hfdriver.RetryPolicy().attempts >= 1 and hfdriver.Timeouts().read > 0
-    assert set(hfdriver.__all__) <= set(dir(hfdriver)) | {"HuggingFaceDriver", "RetryPolicy", "Timeouts"}
+    assert set(hfdriver.__all__) <= set(dir(hfdriver)) | {
+        "HuggingFaceDriver",
+        "RetryPolicy",
+        "Timeouts",
+        "HubClient",
+    }

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import platform
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -26,7 +28,12 @@ from hfdriver.huggingface._config import ROUTER_URL, RetryPolicy, Timeouts
 from hfdriver.huggingface._retry import call_with_retries
 from hfdriver.huggingface._stream import HuggingFaceStream
 
+if TYPE_CHECKING:
+    from hfdriver.hub import RouterModel, WhoAmI
+
 __all__ = ["HuggingFaceDriver", "USER_AGENT"]
+
+logger = logging.getLogger("hfdriver")
 
 USER_AGENT = f"hfdriver/{__version__} aiohttp/{aiohttp.__version__} python/{platform.python_version()}"
 
@@ -54,6 +61,9 @@ class HuggingFaceDriver:
             not create.
         headers: extra headers sent with every request.
         connection_limit, connection_limit_per_host: pool sizes of the driver's own session.
+        catalogue: the router's catalogue (``await HubClient().router_models()``); when given, a
+            request routed to a provider the catalogue does not list for its model is still sent,
+            with a WARNING.
 
     >>> async def main():  # doctest: +SKIP
     ...     async with HuggingFaceDriver(model="meta-llama/Llama-3.2-1B-Instruct") as driver:
@@ -74,6 +84,7 @@ class HuggingFaceDriver:
         *,
         connection_limit: int = 100,
         connection_limit_per_host: int = 0,
+        catalogue: Sequence[RouterModel] | None = None,
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise HuggingFaceError(
@@ -99,6 +110,10 @@ class HuggingFaceDriver:
         self._limit = connection_limit
         self._limit_per_host = connection_limit_per_host
         self._streams: weakref.WeakSet[HuggingFaceStream] = weakref.WeakSet()
+        self._providers_by_model: dict[str, frozenset[str]] | None = None
+        self._warned_routes: set[str] = set()
+        if catalogue is not None:
+            self.use_catalogue(catalogue)
         # A unary answer arrives only once it is fully generated, so silence before it is normal:
         # `total` bounds unary calls, `read` (silence between bytes) bounds streams.
         self._unary_timeout = aiohttp.ClientTimeout(total=timeouts.total, connect=timeouts.connect)
@@ -168,6 +183,8 @@ class HuggingFaceDriver:
                 f"expected a GenerateRequest, got {type(request).__name__}; build one with GenerateRequest.builder()",
             )
         payload = to_payload(request, model=self.model, routing=self.routing, stream=stream)
+        if self._providers_by_model is not None:
+            self._check_route(payload["model"])
         try:
             return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         except (TypeError, ValueError) as exc:
@@ -175,6 +192,44 @@ class HuggingFaceDriver:
                 HuggingFaceErrorKind.INVALID_REQUEST,
                 f"extra: a value cannot be sent as JSON ({exc}); use str, numbers, lists and dicts",
             ) from None
+
+    def use_catalogue(self, models: Sequence[RouterModel]) -> None:
+        """Know which providers serve which models, to warn about unlisted provider routes."""
+        self._providers_by_model = {m.id: frozenset(p.provider for p in m.providers) for m in models}
+
+    def _check_route(self, model: str) -> None:
+        bare, _, route = model.partition(":")
+        if not route or route in ("fastest", "cheapest", "preferred") or model in self._warned_routes:
+            return
+        listed = (self._providers_by_model or {}).get(bare)
+        if listed is not None and route not in listed:
+            self._warned_routes.add(model)
+            logger.warning(
+                "hfdriver: provider %r is not listed by the router for %s (listed: %s); sending anyway",
+                route,
+                bare,
+                ", ".join(sorted(listed)) or "none",
+            )
+
+    async def validate_token(self, *, endpoint: str | None = None) -> WhoAmI:
+        """Check the token with the Hub (``/api/whoami-v2``) and return who it belongs to.
+
+        Raises ``AUTHENTICATION`` for a bad token, ``CONFIG`` for none, and ``PERMISSION``
+        when this driver targets the router and a fine-grained token lacks
+        "Make calls to Inference Providers".
+        """
+        from hfdriver.hub import HubClient
+
+        session = self._get_session()
+        hub = HubClient(token=self._token, endpoint=endpoint, session=session)
+        who = await hub.whoami()
+        if self._token_required and not who.can_call_inference_providers:
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.PERMISSION,
+                f"the token {who.token_name or ''!s} of {who.name} cannot call Inference Providers: edit it at "
+                "https://huggingface.co/settings/tokens and tick 'Make calls to Inference Providers'",
+            )
+        return who
 
     def _check_token(self) -> None:
         if self._token is None and self._token_required:

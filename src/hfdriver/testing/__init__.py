@@ -1,4 +1,4 @@
-"""Test helpers: a real local router to point drivers at, and scripted answers.
+"""Test helpers: a real local router and Hub to point clients at, and scripted answers.
 
 ``FakeRouter`` is a real aiohttp server on 127.0.0.1 (random port) emulating the router's
 ``/v1/chat/completions`` (unary and SSE) and ``/v1/models``. Script it with
@@ -7,16 +7,21 @@ splitting, per-chunk delays, stalls and disconnects), or let it echo.
 """
 
 from hfdriver.huggingface._retry import instant_retries
+from hfdriver.testing._fake_hub import FakeHub, default_hub_models, default_repo_files, whoami_body
 from hfdriver.testing._fake_router import DEFAULT_MODELS, FakeRouter, RecordedRequest
 from hfdriver.testing._responses import FakeResponse, completion_body, split_bytes, stream_events
 
 __all__ = [
     "DEFAULT_MODELS",
+    "FakeHub",
     "FakeResponse",
     "FakeRouter",
     "RecordedRequest",
     "completion_body",
+    "default_hub_models",
+    "default_repo_files",
     "instant_retries",
     "split_bytes",
     "stream_events",
+    "whoami_body",
 ]

@@ -1,0 +1,44 @@
+"""The Hub around inference: token check, model search, the router catalogue, GGUF files."""
+
+from hfdriver.hub._catalogue import BUILTIN_CATALOGUE, CatalogueEntry, merge_catalogue
+from hfdriver.hub._client import HUB_ENDPOINT, HubClient, hub_offline
+from hfdriver.hub._models import (
+    GgufFile,
+    ModelInfo,
+    Pricing,
+    ProviderMapping,
+    ProviderOffer,
+    RouterModel,
+    WhoAmI,
+    parse_quantization,
+)
+
+__all__ = [
+    "BUILTIN_CATALOGUE",
+    "HUB_ENDPOINT",
+    "CatalogueEntry",
+    "GgufFile",
+    "HubClient",
+    "ModelInfo",
+    "Pricing",
+    "ProviderMapping",
+    "ProviderOffer",
+    "RouterModel",
+    "WhoAmI",
+    "find_model",
+    "hub_offline",
+    "merge_catalogue",
+    "models_with_tools",
+    "parse_quantization",
+]
+
+
+def find_model(models: list[RouterModel], model_id: str) -> RouterModel | None:
+    """The catalogue entry for ``model_id`` (a routing suffix is ignored)."""
+    bare = model_id.split(":", 1)[0]
+    return next((m for m in models if m.id == bare), None)
+
+
+def models_with_tools(models: list[RouterModel]) -> list[RouterModel]:
+    """Models with at least one live provider that supports tool calls."""
+    return [m for m in models if m.supports_tools]

@@ -1,0 +1,288 @@
+"""``HubClient``: token validation, model search, the router catalogue and GGUF listings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from hfdriver.auth import Token, missing_token_message, resolve_token
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, error_from_exception, error_from_response
+from hfdriver.hub._catalogue import merge_catalogue
+from hfdriver.hub._models import (
+    GgufFile,
+    ModelInfo,
+    RouterModel,
+    WhoAmI,
+    parse_model_info,
+    parse_quantization,
+    parse_router_model,
+    parse_whoami,
+)
+from hfdriver.huggingface._config import ROUTER_URL, RetryPolicy, Timeouts
+from hfdriver.huggingface._driver import USER_AGENT
+from hfdriver.huggingface._retry import call_with_retries
+
+__all__ = ["HUB_ENDPOINT", "HubClient", "hub_offline"]
+
+logger = logging.getLogger("hfdriver")
+
+HUB_ENDPOINT = "https://huggingface.co"
+_TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+_PAGE_MAX = 100
+# The Hub asks for a minute-long pause when rate limited: tell the caller instead of sleeping.
+_HUB_RETRY = RetryPolicy(attempts=3, deadline=30.0, max_retry_after=10.0)
+_EXPAND = (
+    "author", "downloads", "likes", "tags", "pipeline_tag", "library_name", "gated",
+    "createdAt", "lastModified", "inferenceProviderMapping",
+)  # fmt: skip
+
+
+def hub_offline(env: Mapping[str, str] | None = None) -> bool:
+    """Whether ``HF_HUB_OFFLINE`` asks for no network access."""
+    value = (os.environ if env is None else env).get("HF_HUB_OFFLINE", "")
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+class HubClient:
+    """An async client for the Hub API and the router's model catalogue.
+
+    Args:
+        token: defaults to ``HF_TOKEN`` & co., then the token file (optional for public data).
+        endpoint: the Hub; defaults to ``$HF_ENDPOINT`` or ``https://huggingface.co``.
+        router_url: the router's ``/v1``; defaults to ``https://router.huggingface.co/v1``.
+        session: an ``aiohttp.ClientSession`` to use (never closed by the client).
+
+    >>> async def main():  # doctest: +SKIP
+    ...     async with HubClient() as hub:
+    ...         print((await hub.whoami()).name)
+    ...         async for model in hub.search_models("llama", limit=5):
+    ...             print(model.id, model.live_providers)
+    """
+
+    def __init__(
+        self,
+        token: str | Token | None = None,
+        endpoint: str | None = None,
+        router_url: str | None = None,
+        session: aiohttp.ClientSession | None = None,
+        *,
+        timeouts: Timeouts = Timeouts(connect=10, read=30, total=30),  # noqa: B008 - frozen value
+        retry: RetryPolicy = _HUB_RETRY,
+    ) -> None:
+        self._token = resolve_token(token)
+        self.endpoint = (endpoint or os.environ.get("HF_ENDPOINT", "").strip() or HUB_ENDPOINT).rstrip("/")
+        self.router_url = (router_url or ROUTER_URL).rstrip("/")
+        self.retry = retry
+        self._timeout = aiohttp.ClientTimeout(
+            total=timeouts.total, connect=timeouts.connect, sock_read=timeouts.read
+        )
+        self._session = session
+        self._owns_session = session is None
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        if self._token is not None:
+            headers["Authorization"] = f"Bearer {self._token.reveal()}"
+        self._headers = headers
+
+    def __repr__(self) -> str:
+        token = self._token.masked if self._token else None
+        return f"HubClient(endpoint={self.endpoint!r}, router_url={self.router_url!r}, token={token!r})"
+
+    async def __aenter__(self) -> HubClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the client's own session (never a caller's)."""
+        session, self._session = self._session, None
+        if session is not None and self._owns_session and not session.closed:
+            await session.close()
+
+    # ------------------------------------------------------------------ transport
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def _get(
+        self,
+        url: str,
+        params: Sequence[tuple[str, str]] | None = None,
+        *,
+        timeout: aiohttp.ClientTimeout | None = None,
+    ) -> tuple[Any, str | None]:
+        """GET JSON with retries; returns the body and the ``Link: rel="next"`` URL."""
+        if hub_offline():
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.CONFIG,
+                f"offline mode: HF_HUB_OFFLINE is set, so hfdriver will not contact {url.split('?')[0]}; unset it to go online",
+            )
+        secret = self._token.reveal() if self._token else None
+
+        async def attempt() -> tuple[Any, str | None]:
+            try:
+                async with self._get_session().get(
+                    url, params=params, headers=self._headers, timeout=timeout or self._timeout
+                ) as resp:
+                    raw = await resp.read()
+                    if resp.status >= 300:
+                        raise error_from_response(resp.status, resp.headers, raw, token=secret)
+                    link = resp.links.get("next")
+                    next_url = str(link["url"]) if link and "url" in link else None
+                    try:
+                        return await resp.json(content_type=None), next_url
+                    except ValueError:
+                        raise HuggingFaceError(
+                            HuggingFaceErrorKind.DECODE,
+                            f"the Hub answered {url.split('?')[0]} with a body that is not JSON; check HF_ENDPOINT",
+                        ) from None
+            except _TRANSPORT_ERRORS as exc:
+                raise error_from_exception(exc, phase="request", token=secret) from exc
+
+        return await call_with_retries(self.retry, "hub request", attempt)
+
+    @staticmethod
+    def _decode(what: str, exc: Exception) -> HuggingFaceError:
+        return HuggingFaceError(
+            HuggingFaceErrorKind.DECODE, f"the Hub's {what} answer has an unexpected shape ({exc})"
+        )
+
+    # ------------------------------------------------------------------ whoami
+    async def whoami(self) -> WhoAmI:
+        """Who the token belongs to, its role and fine-grained scopes.
+
+        Raises ``CONFIG`` without a token and ``AUTHENTICATION`` for a bad one.
+        """
+        if self._token is None:
+            raise HuggingFaceError(HuggingFaceErrorKind.CONFIG, missing_token_message())
+        data, _ = await self._get(f"{self.endpoint}/api/whoami-v2")
+        try:
+            return parse_whoami(data)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise self._decode("whoami", exc) from None
+
+    # ------------------------------------------------------------------ search
+    async def search_models(
+        self,
+        query: str | None = None,
+        *,
+        author: str | None = None,
+        pipeline_tag: str | None = "text-generation",
+        inference_provider: str | None = None,
+        sort: str = "downloads",
+        limit: int | None = 20,
+        gguf: bool | None = None,
+    ) -> AsyncIterator[ModelInfo]:
+        """Models on the Hub, most relevant first (an async iterator).
+
+        Pages are fetched lazily, when the caller needs more items; ``limit`` bounds the total
+        (``None``: everything). ``inference_provider="all"`` keeps models some provider serves.
+        ``gguf=True`` keeps repositories with GGUF files, ``gguf=False`` drops them.
+        """
+        if limit is not None and limit < 1:
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.INVALID_REQUEST, f"limit: must be >= 1 or None, got {limit}"
+            )
+        params: list[tuple[str, str]] = [("sort", sort), ("direction", "-1")]
+        if query:
+            params.append(("search", query))
+        if author:
+            params.append(("author", author))
+        if pipeline_tag:
+            params.append(("pipeline_tag", pipeline_tag))
+        if inference_provider:
+            params.append(("inference_provider", inference_provider))
+        if gguf:
+            params.append(("filter", "gguf"))
+        params.append(("limit", str(min(limit, _PAGE_MAX) if limit else _PAGE_MAX)))
+        params.extend(("expand[]", field) for field in _EXPAND)
+
+        url: str | None = f"{self.endpoint}/api/models"
+        page_params: list[tuple[str, str]] | None = params
+        yielded = 0
+        while url is not None:
+            data, url = await self._get(url, page_params)
+            page_params = None  # the Link URL carries the query and the cursor
+            if not isinstance(data, list):
+                raise self._decode("model search", TypeError("not a list"))
+            for entry in data:
+                try:
+                    info = parse_model_info(entry)
+                except (AttributeError, KeyError, TypeError, ValueError) as exc:
+                    raise self._decode("model search", exc) from None
+                if gguf is False and info.has_gguf:
+                    continue
+                yield info
+                yielded += 1
+                if limit is not None and yielded >= limit:
+                    return
+
+    # ------------------------------------------------------------------ router catalogue
+    async def router_models(self, *, fallback: bool = True, timeout: float = 10.0) -> list[RouterModel]:
+        """The router's catalogue (``GET {router_url}/models``): models, providers, prices.
+
+        With ``fallback`` (the default), a network error or a ``timeout`` returns the built-in
+        catalogue instead, with a WARNING log; live data is merged with it otherwise.
+        """
+        limit = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 10.0))
+        try:
+            data, _ = await self._get(f"{self.router_url}/models", timeout=limit)
+            entries = data["data"] if isinstance(data, dict) else data
+            live = [parse_router_model(m) for m in entries if isinstance(m, dict) and m.get("id")]
+        except HuggingFaceError as exc:
+            transient = (
+                exc.kind in (HuggingFaceErrorKind.CONNECTION, HuggingFaceErrorKind.TIMEOUT) or exc.retryable
+            )
+            if not fallback or not transient:
+                raise
+            logger.warning(
+                "hfdriver: the router's model list is unavailable (%s); using the built-in catalogue", exc
+            )
+            return merge_catalogue(None)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise self._decode("router model list", exc) from None
+        return merge_catalogue(live)
+
+    # ------------------------------------------------------------------ GGUF files
+    async def list_gguf_files(self, repo_id: str, revision: str = "main") -> list[GgufFile]:
+        """The ``.gguf`` files of a model repository, with sizes, sha256 and quantization."""
+        if not repo_id or repo_id.count("/") != 1:
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.INVALID_REQUEST, f"repo_id: {repo_id!r} is not 'org/name'"
+            )
+        url: str | None = f"{self.endpoint}/api/models/{repo_id}/tree/{quote(revision, safe='')}"
+        params: list[tuple[str, str]] | None = [("recursive", "true")]
+        files: list[GgufFile] = []
+        while url is not None:
+            data, url = await self._get(url, params)
+            params = None
+            if not isinstance(data, list):
+                raise self._decode("file listing", TypeError("not a list"))
+            for entry in data:
+                if not isinstance(entry, dict) or entry.get("type") != "file":
+                    continue
+                path = str(entry.get("path") or "")
+                if not path.lower().endswith(".gguf"):
+                    continue
+                raw_lfs = entry.get("lfs")
+                lfs: dict[str, Any] = raw_lfs if isinstance(raw_lfs, dict) else {}
+                size = entry.get("size") or lfs.get("size") or 0
+                files.append(
+                    GgufFile(
+                        path=path,
+                        size=int(size),
+                        quantization=parse_quantization(path),
+                        sha256=lfs.get("oid") or lfs.get("sha256"),
+                    )
+                )
+        return files
