@@ -39,6 +39,7 @@ class WhoAmI:
 
     @property
     def is_fine_grained(self) -> bool:
+        """Whether this is a fine-grained token (whose permissions are listed in ``scopes``)."""
         return self.token_role == "fineGrained"
 
     @property
@@ -96,10 +97,12 @@ class ModelInfo:
 
     @property
     def has_gguf(self) -> bool:
+        """Whether the repository holds GGUF files (tagged ``gguf`` or library ``gguf``)."""
         return "gguf" in self.tags or self.library_name == "gguf"
 
     @property
     def live_providers(self) -> tuple[str, ...]:
+        """Names of the providers serving this model live (not staging)."""
         return tuple(p.provider for p in self.inference_providers if p.status == "live")
 
 
@@ -173,6 +176,7 @@ class ProviderOffer:
 
     @property
     def is_live(self) -> bool:
+        """Whether the provider serves the model now (status ``live``)."""
         return self.status == "live"
 
 
@@ -193,10 +197,12 @@ class RouterModel:
 
     @property
     def live_providers(self) -> tuple[ProviderOffer, ...]:
+        """Offers with status ``live``, in the router's order."""
         return tuple(p for p in self.providers if p.is_live)
 
     @property
     def supports_tools(self) -> bool:
+        """Whether some live provider supports tool calls for this model."""
         return any(p.supports_tools for p in self.live_providers)
 
     def cheapest(self) -> ProviderOffer | None:
@@ -218,6 +224,7 @@ class RouterModel:
         return None
 
     def offer(self, provider: str) -> ProviderOffer | None:
+        """This model's offer from ``provider``, if the router lists one."""
         return next((p for p in self.providers if p.provider == provider), None)
 
 
@@ -282,6 +289,7 @@ class GgufFile:
 
     @property
     def name(self) -> str:
+        """The file name without its folder."""
         return self.path.rsplit("/", 1)[-1]
 
 
