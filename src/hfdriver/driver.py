@@ -55,3 +55,12 @@ class Driver(Protocol):
     async def aclose(self) -> None:
         """Release every resource the driver holds."""
         ...
+
+    async def __aenter__(self) -> Driver: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...

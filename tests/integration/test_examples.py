@@ -56,3 +56,23 @@ def test_pick_provider_routes_to_the_cheapest() -> None:
     assert result.returncode == 0, result.stderr
     assert "[routing meta-llama/Llama-3.2-1B-Instruct to novita]" in result.stderr
     assert result.stdout.strip() == "echo: Say hello in French."
+
+
+def test_from_config_applies_profile_defaults() -> None:
+    result = run("from_config.py", "--profile", "cheap", "hi")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "echo: hi"
+    assert "[FakeRouter received max_tokens=64]" in result.stderr
+
+
+def test_batch_reports_failures_per_prompt(tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(f"prompt {i}\n" for i in range(1, 21)))
+    output = tmp_path / "out.jsonl"
+    result = run("batch.py", str(prompts), "--concurrency", "4", "--output", str(output))
+    assert result.returncode == 3, result.stderr  # some failed, the batch still finished
+    records = [json.loads(line) for line in output.read_text().splitlines()]
+    assert sorted(int(r["id"]) for r in records) == list(range(1, 21))
+    failed = [r for r in records if not r["ok"]]
+    assert len(failed) == 2 and all(r["error"]["kind"] == "VALIDATION" for r in failed)
+    assert "18 succeeded, 2 failed" in result.stderr and "20/20 done, 2 failed" in result.stderr

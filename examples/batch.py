@@ -1,0 +1,134 @@
+"""Run many prompts with bounded concurrency; write one JSON line per prompt.
+
+    python examples/batch.py prompts.txt --concurrency 8 --output results.jsonl
+    python examples/batch.py --fake          # 40 built-in prompts against a local FakeRouter
+
+Input: a text file with one prompt per line, or JSON lines with {"id": ..., "prompt": ...}.
+A failed prompt is reported in its own line ({"ok": false, "error": {...}}) and the batch
+goes on. A progress line on stderr shows done / failed / total; the exit code is 3 when any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hfdriver import Driver, GenerateRequest, HuggingFaceDriver, HuggingFaceError, RetryPolicy, resolve_token
+from hfdriver.testing import FakeResponse, FakeRouter
+
+DEFAULT_MODEL = "meta-llama/Llama-3.2-1B-Instruct"
+
+
+def read_prompts(path: Path) -> list[tuple[str, str]]:
+    prompts = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("{"):
+            item = json.loads(line)
+            prompts.append((str(item.get("id", number)), str(item["prompt"])))
+        else:
+            prompts.append((str(number), line.strip()))
+    return prompts
+
+
+async def run_batch(
+    driver: Driver, prompts: list[tuple[str, str]], concurrency: int, max_tokens: int, out: Any
+) -> tuple[int, int]:
+    semaphore = asyncio.Semaphore(concurrency)
+    done = failed = 0
+    started = time.monotonic()
+
+    def progress() -> None:
+        rate = (done + failed) / max(time.monotonic() - started, 1e-9)
+        print(
+            f"\r{done + failed}/{len(prompts)} done, {failed} failed, {rate:.1f}/s",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    async def one(prompt_id: str, prompt: str) -> None:
+        nonlocal done, failed
+        async with semaphore:
+            record: dict[str, Any] = {"id": prompt_id, "prompt": prompt}
+            try:
+                response = await driver.generate(
+                    GenerateRequest.builder().user(prompt).max_tokens(max_tokens).build()
+                )
+            except HuggingFaceError as error:
+                failed += 1
+                record.update(
+                    ok=False,
+                    error={"kind": error.kind.name, "message": error.message, "status": error.status},
+                )
+            else:
+                done += 1
+                usage = response.usage
+                record.update(
+                    ok=True,
+                    text=response.text,
+                    finish_reason=str(response.finish_reason),
+                    provider=response.provider,
+                    tokens=usage.total_tokens if usage else None,
+                )
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            out.flush()
+            progress()
+
+    await asyncio.gather(*(one(pid, prompt) for pid, prompt in prompts))
+    print(file=sys.stderr)
+    return done, failed
+
+
+async def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", nargs="?", type=Path, help="prompts file (text lines or JSON lines)")
+    p.add_argument("--output", type=Path, help="JSON lines output (default: stdout)")
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--max-tokens", type=int, default=64)
+    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument(
+        "--fake", action="store_true", help="use a local FakeRouter; some prompts are scripted to fail"
+    )
+    args = p.parse_args()
+    prompts = (
+        read_prompts(args.input)
+        if args.input
+        else [(str(i), f"Write a one-line fact about the number {i}.") for i in range(1, 41)]
+    )
+    out = args.output.open("w", encoding="utf-8") if args.output else sys.stdout
+    try:
+        if args.fake or resolve_token() is None:
+            print(
+                "[no token or --fake: using the local FakeRouter; every 10th answer is a scripted 422]",
+                file=sys.stderr,
+            )
+            async with FakeRouter() as router:
+                for i in range(len(prompts)):
+                    router.enqueue(
+                        FakeResponse.error(422, "Input validation error: scripted failure")
+                        if i % 10 == 9
+                        else FakeResponse.completion(f"answer {i + 1}")
+                    )
+                async with HuggingFaceDriver(
+                    base_url=router.base_url, model=args.model, retry=RetryPolicy.disabled()
+                ) as driver:
+                    done, failed = await run_batch(driver, prompts, args.concurrency, args.max_tokens, out)
+        else:
+            async with HuggingFaceDriver(model=args.model) as driver:
+                done, failed = await run_batch(driver, prompts, args.concurrency, args.max_tokens, out)
+    finally:
+        if args.output:
+            out.close()
+    print(f"{done} succeeded, {failed} failed", file=sys.stderr)
+    return 0 if failed == 0 else 3
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,57 @@
+"""A thin :class:`Driver` wrapper applying configured defaults to requests that leave them unset."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+import attrs
+
+from hfdriver.driver import Driver, ResponseStream
+from hfdriver.dto.request import GenerateRequest
+from hfdriver.dto.response import GenerateResponse
+
+__all__ = ["DefaultsDriver"]
+
+
+class DefaultsDriver:
+    """Wraps any driver; every other attribute (``validate_token``, ``model``...) passes through."""
+
+    def __init__(
+        self, inner: Driver, *, max_tokens: int | None = None, temperature: float | None = None
+    ) -> None:
+        self.inner = inner
+        self._defaults = {
+            k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature)) if v is not None
+        }
+
+    def _apply(self, request: GenerateRequest) -> GenerateRequest:
+        missing: dict[str, Any] = {
+            k: v for k, v in self._defaults.items() if getattr(request, k, None) is None
+        }
+        return (
+            attrs.evolve(request, **missing) if missing and isinstance(request, GenerateRequest) else request
+        )
+
+    async def generate(self, request: GenerateRequest) -> GenerateResponse:
+        return await self.inner.generate(self._apply(request))
+
+    def generate_stream(self, request: GenerateRequest) -> ResponseStream:
+        return self.inner.generate_stream(self._apply(request))
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    async def __aenter__(self) -> DefaultsDriver:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def __repr__(self) -> str:
+        return f"DefaultsDriver({self.inner!r}, {self._defaults})"

@@ -1,0 +1,255 @@
+"""The hfdriver CLI end to end, in a subprocess, against FakeRouter and FakeHub."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import stat
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import attrs
+import pytest
+
+from hfdriver.testing import FakeHub, FakeResponse, FakeRouter, whoami_body
+
+TOKEN = "hf_cli_test_token_0123456789"
+
+
+@attrs.frozen
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[dict[str, object]]:
+    async with FakeRouter() as router, FakeHub(tokens={TOKEN: whoami_body("alice")}) as hub:
+        config = tmp_path / "hfdriver.toml"
+        config.write_text(
+            f'[llm]\nprovider = "huggingface-endpoint"\nbase_url = "{router.base_url}"\nmodel = "meta-llama/Llama-3.2-1B-Instruct"\n'
+        )
+        environ = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
+        environ.update(
+            HF_HOME=str(tmp_path / "hf_home"),
+            HF_ENDPOINT=hub.url,
+            HFDRIVER_CONFIG=str(config),
+            PYTHONUNBUFFERED="1",
+        )
+        yield {"router": router, "hub": hub, "environ": environ, "config": config, "tmp": tmp_path}
+
+
+async def cli(
+    env: dict[str, object], *args: str, stdin: bytes | None = None, extra_env: dict[str, str] | None = None
+) -> Result:
+    environ = dict(env["environ"])  # type: ignore[call-overload]
+    environ.update(extra_env or {})
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hfdriver.cli", *args,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=environ, cwd=str(env["tmp"]),
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(stdin or b""), timeout=60)
+    assert proc.returncode is not None
+    return Result(proc.returncode, out.decode(), err.decode())
+
+
+async def test_chat_streams_the_answer(env: dict[str, object]) -> None:
+    router: FakeRouter = env["router"]  # type: ignore[assignment]
+    router.enqueue(FakeResponse.stream(["Paris", " is", " the", " capital."], split_seed=5))
+    result = await cli(
+        env, "chat", "What is the capital of France?", "--max-tokens", "16", "--system", "Be brief."
+    )
+    assert result.code == 0, result.err
+    assert result.out == "Paris is the capital.\n"
+    sent = router.requests[0].json
+    assert sent["stream"] is True and sent["max_tokens"] == 16
+    assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
+
+
+async def test_chat_reads_piped_stdin(env: dict[str, object]) -> None:
+    result = await cli(env, "chat", stdin=b"hello from a pipe\n")
+    assert result.code == 0, result.err
+    assert result.out.strip() == "echo: hello from a pipe"
+
+
+async def test_chat_json(env: dict[str, object]) -> None:
+    result = await cli(env, "chat", "hi", "--json", "--model", "other/model")
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert data["outputs"][0]["text"] == "echo: hi" and data["provider"] == "fake-provider"
+    assert data["outputs"][0]["finish_reason"] == "stop"
+    router: FakeRouter = env["router"]  # type: ignore[assignment]
+    assert router.requests[0].json["model"] == "other/model"
+
+
+async def test_models_search_table(env: dict[str, object]) -> None:
+    result = await cli(env, "models", "search", "llama", "--limit", "2")
+    assert result.code == 0, result.err
+    header, first, second = result.out.splitlines()
+    assert header.split() == ["model", "downloads", "likes", "gguf", "providers"]
+    assert first.split() == [
+        "meta-llama/Llama-3.2-1B-Instruct",
+        "2,900,000",
+        "1100",
+        "no",
+        "novita,",
+        "together",
+    ]
+    assert second.split()[0] == "bartowski/Llama-3.2-1B-Instruct-GGUF" and second.split()[3] == "yes"
+
+
+async def test_models_list_from_the_router_catalogue(env: dict[str, object]) -> None:
+    config: Path = env["config"]  # type: ignore[assignment]
+    hub: FakeHub = env["hub"]  # type: ignore[assignment]
+    config.write_text(f'[llm]\nprovider = "huggingface"\nbase_url = "{hub.router_url}"\nmodel = "a/b"\n')
+    result = await cli(env, "models", "list")
+    assert result.code == 0, result.err
+    header, row = result.out.splitlines()
+    assert header.split() == ["model", "providers", "in", "$/1M", "out", "$/1M", "context"]
+    assert row.split() == [
+        "meta-llama/Llama-3.2-1B-Instruct",
+        "novita,",
+        "together",
+        "$0.02",
+        "$0.05",
+        "131,072",
+    ]
+
+
+async def test_whoami(env: dict[str, object]) -> None:
+    result = await cli(env, "whoami", extra_env={"HF_TOKEN": TOKEN})
+    assert result.code == 0, result.err
+    assert result.out.splitlines() == [
+        "alice (user), member of acme",
+        "token: alice-token [fineGrained]",
+        "Inference Providers: allowed",
+    ]
+
+
+async def test_no_token_says_where_it_looked(env: dict[str, object]) -> None:
+    result = await cli(env, "whoami")
+    assert result.code == 1
+    assert result.err.startswith("error: CONFIG: no Hugging Face token found") and "HF_TOKEN" in result.err
+    assert "Traceback" not in result.err and len(result.err.strip().splitlines()) == 1
+
+
+async def test_login_writes_a_0600_token_file(env: dict[str, object]) -> None:
+    tmp: Path = env["tmp"]  # type: ignore[assignment]
+    result = await cli(env, "login", "--token", TOKEN)
+    assert result.code == 0, result.err
+    token_file = tmp / "hf_home" / "token"
+    assert token_file.read_text() == TOKEN
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert f"logged in as alice; token saved to {token_file}" in result.out
+    # The saved token is found by everything afterwards.
+    assert (await cli(env, "whoami")).out.startswith("alice")
+    piped = await cli(env, "login", stdin=b"hf_bad_token_0123456789\n")
+    assert piped.code == 1 and "AUTHENTICATION" in piped.err
+    assert token_file.read_text() == TOKEN  # a rejected token is not saved
+
+
+async def test_bad_config_message_and_exit_codes(env: dict[str, object]) -> None:
+    config: Path = env["config"]  # type: ignore[assignment]
+    config.write_text('[llm]\nmodle = "x"\n')
+    result = await cli(env, "chat", "hi")
+    assert result.code == 1
+    assert (
+        result.err.strip()
+        == f"error: CONFIG: {config}: [llm] key 'modle' is not known; did you mean 'model'?"
+    )
+    usage = await cli(env, "chat", "--max-tokens", "many")
+    assert usage.code == 2 and "invalid int value" in usage.err
+    debug = await cli(env, "--debug", "chat", "hi")
+    assert debug.code == 1 and "Traceback" in debug.err
+
+
+async def test_server_error_is_one_line(env: dict[str, object]) -> None:
+    router: FakeRouter = env["router"]  # type: ignore[assignment]
+    router.enqueue(FakeResponse.error(402, "You have exceeded your monthly included credits"))
+    result = await cli(env, "chat", "hi")
+    assert result.code == 1
+    (line,) = result.err.strip().splitlines()
+    assert line.startswith("error: PAYMENT_REQUIRED: You have exceeded your monthly included credits")
+
+
+async def test_config_init_and_show(env: dict[str, object]) -> None:
+    tmp: Path = env["tmp"]  # type: ignore[assignment]
+    target = tmp / "new.toml"
+    assert (await cli(env, "config", "init", "--path", str(target))).code == 0
+    again = await cli(env, "config", "init", "--path", str(target))
+    assert again.code == 1 and "already exists" in again.err
+    shown = await cli(
+        env,
+        "--config",
+        str(target),
+        "--profile",
+        "local-vllm",
+        "config",
+        "show",
+        extra_env={"HF_TOKEN": TOKEN},
+    )
+    assert shown.code == 0, shown.err
+    assert (
+        f"file: {target}" in shown.out
+        and "provider: huggingface-endpoint" in shown.out
+        and "max_tokens: 512" in shown.out
+    )
+    assert "token: hf_****6789 (from env:HF_TOKEN)" in shown.out and TOKEN not in shown.out
+
+
+async def test_ctrl_c_exits_130(env: dict[str, object]) -> None:
+    router: FakeRouter = env["router"]  # type: ignore[assignment]
+    router.enqueue(FakeResponse.stream(["slow"] * 50, chunk_size=2000, stall_after=1))
+    environ = dict(env["environ"])  # type: ignore[call-overload]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hfdriver.cli", "chat", "hi",
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=environ,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    first = await asyncio.wait_for(proc.stdout.read(4), timeout=30)  # the answer has started
+    assert first == b"slow"
+    proc.send_signal(signal.SIGINT)
+    await asyncio.wait_for(proc.wait(), timeout=30)
+    assert proc.returncode == 130
+
+
+async def test_interactive_multi_turn_on_a_terminal(env: dict[str, object]) -> None:
+    import pty
+
+    router: FakeRouter = env["router"]  # type: ignore[assignment]
+    primary, secondary = pty.openpty()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hfdriver.cli", "chat", "--system", "Be kind.",
+        stdin=secondary, stdout=secondary, stderr=secondary, env=dict(env["environ"]),  # type: ignore[call-overload]
+    )  # fmt: skip
+    os.close(secondary)
+    screen = b""
+
+    async def until(text: bytes) -> None:
+        nonlocal screen
+        while text not in screen:
+            screen += await asyncio.wait_for(asyncio.to_thread(os.read, primary, 4096), timeout=30)
+
+    try:
+        await until(b"you> ")
+        os.write(primary, b"first question\n")
+        await until(b"echo: first question")
+        await until(b"you> ")
+        os.write(primary, b"second one\n")
+        await until(b"echo: second one")
+        os.write(primary, b"/exit\n")
+        await asyncio.wait_for(proc.wait(), timeout=30)
+    finally:
+        os.close(primary)
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0
+    second = router.requests[1].json["messages"]
+    assert [m["role"] for m in second] == ["system", "user", "assistant", "user"]
+    assert second[2]["content"] == "echo: first question"
