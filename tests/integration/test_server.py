@@ -14,8 +14,12 @@ from hfdriver import HuggingFaceDriver, HuggingFaceErrorKind, RetryPolicy
 from hfdriver.server import OpenAIServer, error_status
 from hfdriver.testing import FakeResponse, FakeRouter, instant_retries
 
-openai = pytest.importorskip("openai", reason="the dev extra installs openai to test the server with a real client")
-hub = pytest.importorskip("huggingface_hub", reason="the dev extra installs huggingface_hub to test the server with InferenceClient")
+openai = pytest.importorskip(
+    "openai", reason="the dev extra installs openai to test the server with a real client"
+)
+hub = pytest.importorskip(
+    "huggingface_hub", reason="the dev extra installs huggingface_hub to test the server with InferenceClient"
+)
 
 K = HuggingFaceErrorKind
 KEY = "sk-local-test-key"
@@ -31,7 +35,9 @@ async def router() -> AsyncIterator[FakeRouter]:
 @pytest.fixture
 async def server(router: FakeRouter) -> AsyncIterator[OpenAIServer]:
     with instant_retries():
-        driver = HuggingFaceDriver(base_url=router.base_url, model="meta-llama/Llama-3.2-1B-Instruct", retry=RetryPolicy.disabled())
+        driver = HuggingFaceDriver(
+            base_url=router.base_url, model="meta-llama/Llama-3.2-1B-Instruct", retry=RetryPolicy.disabled()
+        )
         async with OpenAIServer(driver, port=0, api_key=KEY, max_request_bytes=64 * 1024, grace=0.3) as srv:
             yield srv
         await driver.aclose()
@@ -44,38 +50,67 @@ async def client(server: OpenAIServer) -> AsyncIterator[openai.AsyncOpenAI]:
 
 
 async def test_health_and_models(server: OpenAIServer, client: openai.AsyncOpenAI) -> None:
-    async with aiohttp.ClientSession() as session, session.get(server.base_url.removesuffix("/v1") + "/health") as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(server.base_url.removesuffix("/v1") + "/health") as resp,
+    ):
         assert resp.status == 200 and (await resp.json())["status"] == "ok"  # no key needed
     models = await client.models.list()
     assert [m.id for m in models.data] == ["meta-llama/Llama-3.2-1B-Instruct"]
 
 
 async def test_openai_unary(client: openai.AsyncOpenAI, router: FakeRouter) -> None:
-    completion = await client.chat.completions.create(model="meta-llama/Llama-3.2-1B-Instruct", messages=MESSAGES, max_tokens=12, temperature=0.2)  # type: ignore[arg-type]
+    completion = await client.chat.completions.create(
+        model="meta-llama/Llama-3.2-1B-Instruct", messages=MESSAGES, max_tokens=12, temperature=0.2
+    )  # type: ignore[arg-type]
     assert completion.choices[0].message.content == "echo: Hello server"
     assert completion.choices[0].finish_reason == "stop"
     assert completion.usage is not None and completion.usage.total_tokens > 0
     sent = router.requests[0].json
-    assert (sent["model"], sent["max_tokens"], sent["temperature"]) == ("meta-llama/Llama-3.2-1B-Instruct", 12, 0.2)
+    assert (sent["model"], sent["max_tokens"], sent["temperature"]) == (
+        "meta-llama/Llama-3.2-1B-Instruct",
+        12,
+        0.2,
+    )
 
 
 async def test_openai_streaming_with_usage(client: openai.AsyncOpenAI) -> None:
-    stream = await client.chat.completions.create(model="x", messages=MESSAGES, stream=True, stream_options={"include_usage": True})  # type: ignore[arg-type]
+    stream = await client.chat.completions.create(
+        model="x", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )  # type: ignore[arg-type]
     chunks = [c async for c in stream]
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "echo: Hello server"
     assert chunks[0].choices[0].delta.role == "assistant"
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
-    assert chunks[-1].choices == [] and chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 3
+    assert (
+        chunks[-1].choices == [] and chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 3
+    )
 
 
 async def test_openai_tool_calls_unary_and_streamed(client: openai.AsyncOpenAI, router: FakeRouter) -> None:
-    call = {"id": "call_7", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
-    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+    call = {
+        "id": "call_7",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+    }
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
     router.enqueue(FakeResponse.completion("", tool_calls=[call], finish_reason="tool_calls"))
     completion = await client.chat.completions.create(model="x", messages=MESSAGES, tools=tools)  # type: ignore[arg-type]
     (got,) = completion.choices[0].message.tool_calls or []
-    assert (got.id, got.function.name, json.loads(got.function.arguments)) == ("call_7", "get_weather", {"city": "Paris"})
+    assert (got.id, got.function.name, json.loads(got.function.arguments)) == (
+        "call_7",
+        "get_weather",
+        {"city": "Paris"},
+    )
     assert completion.choices[0].finish_reason == "tool_calls"
     assert router.requests[0].json["tools"][0]["function"]["name"] == "get_weather"
 
@@ -83,8 +118,34 @@ async def test_openai_tool_calls_unary_and_streamed(client: openai.AsyncOpenAI, 
     router.enqueue(
         FakeResponse(
             events=[
-                {**base, "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "call_8", "function": {"name": "get_weather", "arguments": '{"city":'}}]}, "finish_reason": None}]},
-                {**base, "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": ' "Rome"}'}}]}, "finish_reason": "tool_calls"}]},
+                {
+                    **base,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "delta": {
+                                "tool_calls": [
+                                    {
+                                        "index": 0,
+                                        "id": "call_8",
+                                        "function": {"name": "get_weather", "arguments": '{"city":'},
+                                    }
+                                ]
+                            },
+                            "finish_reason": None,
+                        }
+                    ],
+                },
+                {
+                    **base,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "delta": {"tool_calls": [{"index": 0, "function": {"arguments": ' "Rome"}'}}]},
+                            "finish_reason": "tool_calls",
+                        }
+                    ],
+                },
             ]
         )
     )
@@ -106,7 +167,9 @@ async def test_inference_client_unary_and_stream(server: OpenAIServer) -> None:
         await client.close()
 
 
-async def test_errors_are_openai_error_objects(client: openai.AsyncOpenAI, router: FakeRouter, server: OpenAIServer) -> None:
+async def test_errors_are_openai_error_objects(
+    client: openai.AsyncOpenAI, router: FakeRouter, server: OpenAIServer
+) -> None:
     router.enqueue(FakeResponse.error(429, "slow down", headers={"Retry-After": "7"}))
     with pytest.raises(openai.RateLimitError) as rate:
         await client.chat.completions.create(model="x", messages=MESSAGES)  # type: ignore[arg-type]
@@ -139,10 +202,19 @@ async def test_api_key_body_limits_and_bad_json(server: OpenAIServer) -> None:
 
 
 async def test_error_mid_stream_becomes_an_error_event(server: OpenAIServer, router: FakeRouter) -> None:
-    router.enqueue(FakeResponse(events=[{"choices": [{"index": 0, "delta": {"content": "partial"}}]}, {"error": "boom", "error_type": "generation"}]))
+    router.enqueue(
+        FakeResponse(
+            events=[
+                {"choices": [{"index": 0, "delta": {"content": "partial"}}]},
+                {"error": "boom", "error_type": "generation"},
+            ]
+        )
+    )
     async with aiohttp.ClientSession() as session:
         body = {"model": "x", "messages": MESSAGES, "stream": True}
-        async with session.post(server.base_url + "/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}) as resp:
+        async with session.post(
+            server.base_url + "/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"}
+        ) as resp:
             text = (await resp.read()).decode()
     events = [line[6:] for line in text.splitlines() if line.startswith("data: ")]
     assert json.loads(events[0])["choices"][0]["delta"]["content"] == "partial"
@@ -171,7 +243,13 @@ async def test_shutdown_ends_in_flight_streams_properly(router: FakeRouter) -> N
 
 def test_exposed_binding_warns(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="hfdriver"):
-        assert OpenAIServer(HuggingFaceDriver(base_url="http://127.0.0.1:1/v1"), host="0.0.0.0").warn_if_exposed()
-        assert not OpenAIServer(HuggingFaceDriver(base_url="http://127.0.0.1:1/v1"), host="127.0.0.1").warn_if_exposed()
-        assert not OpenAIServer(HuggingFaceDriver(base_url="http://127.0.0.1:1/v1"), host="::1").warn_if_exposed()
+        assert OpenAIServer(
+            HuggingFaceDriver(base_url="http://127.0.0.1:1/v1"), host="0.0.0.0"
+        ).warn_if_exposed()
+        assert not OpenAIServer(
+            HuggingFaceDriver(base_url="http://127.0.0.1:1/v1"), host="127.0.0.1"
+        ).warn_if_exposed()
+        assert not OpenAIServer(
+            HuggingFaceDriver(base_url="http://127.0.0.1:1/v1"), host="::1"
+        ).warn_if_exposed()
     assert "reachable from other machines" in caplog.text

@@ -8,12 +8,14 @@ splitting, per-chunk delays, stalls and disconnects), or let it echo.
 
 from hfdriver.huggingface._retry import instant_retries
 from hfdriver.testing._fake_hub import FakeHub, default_hub_models, default_repo_files, whoami_body
+from hfdriver.testing._fake_ollama import FakeOllama
 from hfdriver.testing._fake_router import DEFAULT_MODELS, FakeRouter, RecordedRequest
 from hfdriver.testing._responses import FakeResponse, completion_body, split_bytes, stream_events
 
 __all__ = [
     "DEFAULT_MODELS",
     "FakeHub",
+    "FakeOllama",
     "FakeResponse",
     "FakeRouter",
     "RecordedRequest",

@@ -183,6 +183,10 @@ class FakeHub:
         self.port = 0
         self.requests: list[RecordedRequest] = []
         self._scripts: dict[str, deque[FakeResponse]] = defaultdict(deque)
+        self.files: dict[tuple[str, str], bytes] = {}
+        self.cuts: dict[tuple[str, str], int] = {}
+        """``(repo, path) -> n``: the next ``n`` downloads of that file stop half way (a dropped connection)."""
+        self.sha_override: dict[tuple[str, str], str] = {}
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> FakeHub:
@@ -191,6 +195,7 @@ class FakeHub:
         app.router.add_get("/api/models", self._search)
         app.router.add_get("/api/models/{org}/{name}/tree/{revision}", self._tree)
         app.router.add_get("/v1/models", self._router_models)
+        app.router.add_get("/{org}/{name}/resolve/{revision}/{path:.+}", self._resolve)  # and HEAD
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, 0).start()
@@ -223,6 +228,24 @@ class FakeHub:
         """Answer the next requests to ``path`` (e.g. ``"/api/models"``) with ``responses``."""
         self._scripts[path].extend(responses)
         return self
+
+    def add_file(self, repo: str, path: str, data: bytes, *, listed_sha256: str | None = None) -> str:
+        """Serve ``data`` as an LFS file of ``repo``; returns its sha256. ``listed_sha256`` makes
+        the tree listing announce a different hash (to test corrupt downloads)."""
+        import hashlib
+
+        sha = hashlib.sha256(data).hexdigest()
+        self.files[(repo, path)] = data
+        entry = {
+            "type": "file",
+            "oid": sha[:40],
+            "size": len(data),
+            "path": path,
+            "lfs": {"oid": listed_sha256 or sha, "size": len(data), "pointerSize": 134},
+        }
+        listing = self.repo_files.setdefault(repo, [])
+        listing[:] = [f for f in listing if f["path"] != path] + [entry]
+        return sha
 
     def requests_to(self, path: str) -> list[RecordedRequest]:
         """Recorded requests to ``path`` (query strings ignored; ``RecordedRequest.path`` keeps them)."""
@@ -316,6 +339,50 @@ class FakeHub:
                 f'<{self._absolute(request.url.update_query(cursor=str(start + self.tree_page_size)))}>; rel="next"'
             )
         return web.json_response(page, headers=headers)
+
+    async def _resolve(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(
+            RecordedRequest(request.method, request.path_qs, dict(request.headers), None, _peer(request))
+        )
+        repo = f"{request.match_info['org']}/{request.match_info['name']}"
+        key = (repo, request.match_info["path"])
+        data = self.files.get(key)
+        if data is None:
+            return web.json_response(
+                {"error": "Entry not found"}, status=404, headers={"X-Error-Code": "EntryNotFound"}
+            )
+        import hashlib
+
+        sha = hashlib.sha256(data).hexdigest()
+        headers = {
+            "X-Repo-Commit": "0123456789abcdef0123456789abcdef01234567",
+            "X-Linked-Etag": f'"{sha}"',
+            "ETag": f'"{sha}"',
+            "X-Linked-Size": str(len(data)),
+            "Accept-Ranges": "bytes",
+            "Content-Type": "application/octet-stream",
+        }
+        if request.method == "HEAD":
+            return web.Response(status=200, headers={**headers, "Content-Length": str(len(data))})
+        start = 0
+        match = request.headers.get("Range", "")
+        if match.startswith("bytes="):
+            start = int(match[6:].split("-", 1)[0] or 0)
+        body = data[start:]
+        status = 206 if start else 200
+        if start:
+            headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+        response = web.StreamResponse(status=status, headers={**headers, "Content-Length": str(len(body))})
+        await response.prepare(request)
+        if self.cuts.get(key, 0) > 0:
+            self.cuts[key] -= 1
+            await response.write(body[: max(1, len(body) // 2)])
+            if request.transport is not None:
+                request.transport.close()
+            return response
+        await response.write(body)
+        await response.write_eof()
+        return response
 
     async def _router_models(self, request: web.Request) -> web.StreamResponse:
         scripted = await self._scripted(request)

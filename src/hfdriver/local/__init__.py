@@ -1,0 +1,9 @@
+"""Local inference (extra ``local``): ``LocalDriver`` over llama.cpp, and ``ModelStore``.
+
+``ModelStore`` needs huggingface-hub; ``LocalDriver`` needs llama-cpp-python. Both are imported
+only when used, and a missing one says which ``pip install 'hfdriver[local]'`` to run.
+"""
+
+from hfdriver.local._store import DEVICES, DownloadProgress, InstalledModel, ModelStore, manifest_key
+
+__all__ = ["DEVICES", "DownloadProgress", "InstalledModel", "ModelStore", "manifest_key"]

@@ -1,0 +1,380 @@
+"""``ModelStore``: GGUF files from the Hub, downloaded through huggingface-hub and verified.
+
+Files live in the standard Hugging Face cache (``HF_HOME`` / ``HF_HUB_CACHE``, or ``cache_dir``);
+a manifest JSON records what was installed, keyed ``<repo>::<file or quantization>::<device>``.
+An entry is written only after the file's size (and sha256, when the Hub lists one) check out,
+so an interrupted or corrupt download never shows as installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from hfdriver.auth import Token, resolve_token
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
+from hfdriver.hub import GgufFile, HubClient, hub_offline
+
+__all__ = ["DEVICES", "DownloadProgress", "InstalledModel", "ModelStore", "manifest_key"]
+
+DEVICES = ("auto", "cpu", "gpu")
+_SHARD = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
+
+
+def manifest_key(repo_id: str, file_or_quant: str, device: str) -> str:
+    """``<repo>::<file or quantization>::<device>``."""
+    return f"{repo_id}::{file_or_quant}::{device}"
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class DownloadProgress:
+    """A progress event: bytes of ``filename`` done so far, out of ``total`` when known."""
+
+    filename: str
+    downloaded: int
+    total: int | None
+    done: bool = False
+
+    @property
+    def fraction(self) -> float | None:
+        return min(1.0, self.downloaded / self.total) if self.total else None
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class InstalledModel:
+    """A verified, installed GGUF model."""
+
+    key: str
+    repo_id: str
+    filename: str
+    quantization: str | None
+    device: str
+    path: str
+    size: int
+    sha256: str | None
+    revision: str
+    installed_at: float
+    shards: tuple[str, ...] = ()
+    """Every file of a split model (the first is ``path``)."""
+
+
+def _entry(key: str, entry: dict[str, Any]) -> InstalledModel:
+    fields: dict[str, Any] = dict(entry)
+    fields["shards"] = tuple(fields.get("shards") or ())
+    return InstalledModel(key=key, **fields)
+
+
+def _hub_module() -> Any:
+    try:
+        import huggingface_hub
+    except ImportError:
+        raise HuggingFaceError(
+            HuggingFaceErrorKind.CONFIG,
+            "downloading models needs huggingface-hub: pip install 'hfdriver[local]'",
+        ) from None
+    return huggingface_hub
+
+
+def _map_hub_error(exc: Exception, what: str) -> HuggingFaceError:
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    name = type(exc).__name__
+    if status == 404 or name in (
+        "RepositoryNotFoundError",
+        "EntryNotFoundError",
+        "RevisionNotFoundError",
+        "RemoteEntryNotFoundError",
+    ):
+        return HuggingFaceError(
+            HuggingFaceErrorKind.NOT_FOUND, f"{what} was not found on the Hub ({name})", status=status
+        )
+    if status in (401, 403) or name == "GatedRepoError":
+        return HuggingFaceError(
+            HuggingFaceErrorKind.PERMISSION
+            if status == 403 or name == "GatedRepoError"
+            else HuggingFaceErrorKind.AUTHENTICATION,
+            f"{what}: access denied ({name}); log in with `hfdriver login`, and accept the model's licence on its page if it is gated",
+            status=status,
+        )
+    if "Consistency check failed" in str(exc) or ("size" in str(exc).lower() and "should be" in str(exc)):
+        return HuggingFaceError(
+            HuggingFaceErrorKind.STREAM,
+            f"{what}: the download was incomplete ({exc}); run the pull again to resume",
+            retryable=True,
+        )
+    if isinstance(exc, (ConnectionError, TimeoutError)) or "Connection" in name or "Timeout" in name:
+        return HuggingFaceError(
+            HuggingFaceErrorKind.CONNECTION,
+            f"{what}: the download failed ({name}: {exc}); run the pull again to resume",
+        )
+    return HuggingFaceError(
+        HuggingFaceErrorKind.SERVER if status and status >= 500 else HuggingFaceErrorKind.CONNECTION,
+        f"{what}: {name}: {exc}",
+        status=status,
+    )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class ModelStore:
+    """Download, verify, list and remove GGUF models.
+
+    >>> async def main():  # doctest: +SKIP
+    ...     store = ModelStore()
+    ...     model = await store.pull("bartowski/Llama-3.2-1B-Instruct-GGUF", quantization="Q4_K_M",
+    ...                              on_progress=lambda p: print(p.fraction))
+    ...     print(model.path, [m.key for m in store.list()])
+    """
+
+    def __init__(
+        self,
+        cache_dir: str | os.PathLike[str] | None = None,
+        *,
+        token: str | Token | None = None,
+        endpoint: str | None = None,
+    ) -> None:
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else None
+        self._token = resolve_token(token)
+        self.endpoint = endpoint
+
+    @property
+    def manifest_path(self) -> Path:
+        """Where the manifest lives: ``<cache_dir>/hfdriver-manifest.json`` or ``$HF_HOME/hfdriver/manifest.json``."""
+        if self.cache_dir is not None:
+            return self.cache_dir / "hfdriver-manifest.json"
+        hf_home = os.environ.get("HF_HOME", "").strip()
+        base = Path(hf_home).expanduser() if hf_home else Path.home() / ".cache" / "huggingface"
+        return base / "hfdriver" / "manifest.json"
+
+    # ------------------------------------------------------------------ manifest
+    def _read(self) -> dict[str, dict[str, Any]]:
+        try:
+            data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.CONFIG,
+                f"{self.manifest_path}: the model manifest cannot be read ({exc}); remove it to start afresh",
+            ) from None
+        return dict(data.get("models", {})) if isinstance(data, dict) else {}
+
+    def _write(self, entries: dict[str, dict[str, Any]]) -> None:
+        path = self.manifest_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(
+            json.dumps({"version": 1, "models": entries}, indent=2, sort_keys=True), encoding="utf-8"
+        )
+        os.replace(tmp, path)
+
+    def list(self) -> list[InstalledModel]:
+        """Installed models whose files are still present, by key."""
+        out = []
+        for key, entry in sorted(self._read().items()):
+            model = _entry(key, entry)
+            if Path(model.path).is_file():
+                out.append(model)
+        return out
+
+    def get(self, repo_id: str, file_or_quant: str, device: str = "auto") -> InstalledModel | None:
+        """The installed entry for that key, if present and its file exists."""
+        key = manifest_key(repo_id, file_or_quant, device)
+        return next((m for m in self.list() if m.key == key), None)
+
+    def remove(self, key: str) -> InstalledModel:
+        """Forget the entry ``key`` and delete its files from the cache (if no other entry uses them)."""
+        entries = self._read()
+        if key not in entries:
+            known = ", ".join(sorted(entries)) or "none installed"
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.NOT_FOUND, f"no installed model {key!r} (installed: {known})"
+            )
+        entry = entries.pop(key)
+        model = _entry(key, entry)
+        still_used = {p for e in entries.values() for p in (e.get("shards") or [e["path"]])}
+        for file in model.shards or (model.path,):
+            if file in still_used:
+                continue
+            target = Path(file)
+            with contextlib.suppress(FileNotFoundError):
+                real = target.resolve()
+                target.unlink()
+                if real != target and real.exists():
+                    real.unlink()
+        self._write(entries)
+        return model
+
+    # ------------------------------------------------------------------ download
+    async def choose_file(
+        self, repo_id: str, quantization: str, revision: str = "main"
+    ) -> builtins.list[GgufFile]:
+        """The file(s) holding ``quantization`` in ``repo_id`` (several for a split model)."""
+        async with HubClient(
+            token=self._token, endpoint=self.endpoint or os.environ.get("HF_ENDPOINT") or None
+        ) as hub:
+            files = await hub.list_gguf_files(repo_id, revision)
+        wanted = quantization.upper()
+        matching = [
+            f
+            for f in files
+            if (f.quantization or "").upper() == wanted and not f.name.lower().startswith("mmproj")
+        ]
+        if not matching:
+            available = sorted({f.quantization for f in files if f.quantization})
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.NOT_FOUND,
+                f"{repo_id} has no {wanted} GGUF file; available: {', '.join(available) or 'none'}",
+            )
+        single = [f for f in matching if not _SHARD.search(f.path)]
+        if single:
+            return [min(single, key=lambda f: (f.path.count("/"), len(f.path)))]
+        return sorted(matching, key=lambda f: f.path)
+
+    async def pull(
+        self,
+        repo_id: str,
+        *,
+        file: str | None = None,
+        quantization: str | None = None,
+        device: str = "auto",
+        revision: str = "main",
+        on_progress: Callable[[DownloadProgress], None] | None = None,
+    ) -> InstalledModel:
+        """Download (or reuse) a GGUF file, verify it, and record it in the manifest."""
+        if device not in DEVICES:
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.INVALID_REQUEST, f"device: {device!r}; use one of {', '.join(DEVICES)}"
+            )
+        if (file is None) == (quantization is None):
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.INVALID_REQUEST,
+                "give exactly one of file= or quantization= (e.g. 'Q4_K_M')",
+            )
+        spec = file if file is not None else str(quantization).upper()
+        key = manifest_key(repo_id, spec, device)
+        existing = self.get(repo_id, spec, device)
+        if existing is not None:
+            return existing
+        if hub_offline():
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.CONFIG, f"offline mode: HF_HUB_OFFLINE is set and {key} is not installed"
+            )
+        if quantization is not None:
+            targets = await self.choose_file(repo_id, quantization, revision)
+        else:
+            async with HubClient(
+                token=self._token, endpoint=self.endpoint or os.environ.get("HF_ENDPOINT") or None
+            ) as hub:
+                listed = {f.path: f for f in await hub.list_gguf_files(repo_id, revision)}
+            if file not in listed:
+                raise HuggingFaceError(
+                    HuggingFaceErrorKind.NOT_FOUND,
+                    f"{repo_id} has no GGUF file {file!r}; files: {', '.join(sorted(listed)) or 'none'}",
+                )
+            targets = [listed[str(file)]]
+        loop = asyncio.get_running_loop()
+
+        def emit(event: DownloadProgress) -> None:
+            if on_progress is not None:
+                loop.call_soon_threadsafe(on_progress, event)
+
+        paths = []
+        for target in targets:
+            local = await asyncio.to_thread(self._download, repo_id, target, revision, emit)
+            paths.append(str(local))
+        first = targets[0]
+        model = InstalledModel(
+            key=key, repo_id=repo_id, filename=first.path, quantization=first.quantization, device=device,
+            path=paths[0], size=sum(t.size for t in targets), sha256=first.sha256, revision=revision,
+            installed_at=time.time(), shards=tuple(paths) if len(paths) > 1 else (),
+        )  # fmt: skip
+        entries = self._read()
+        entries[key] = {k: v for k, v in attrs.asdict(model).items() if k != "key"}
+        self._write(entries)
+        await asyncio.sleep(0)  # let queued progress callbacks run before returning
+        return model
+
+    def _download(
+        self, repo_id: str, target: GgufFile, revision: str, emit: Callable[[DownloadProgress], None]
+    ) -> Path:
+        hub = _hub_module()
+        progress_class = _progress_class(target, emit)
+        what = f"{repo_id}/{target.path}"
+        try:
+            local = Path(
+                hub.hf_hub_download(
+                    repo_id,
+                    target.path,
+                    revision=revision,
+                    cache_dir=str(self.cache_dir) if self.cache_dir is not None else None,
+                    token=self._token.reveal() if self._token else None,
+                    endpoint=self.endpoint or os.environ.get("HF_ENDPOINT") or None,
+                    tqdm_class=progress_class,
+                )
+            )
+        except HuggingFaceError:
+            raise
+        except Exception as exc:
+            raise _map_hub_error(exc, what) from exc
+        size = local.stat().st_size
+        if target.size and size != target.size:
+            self._discard(local)
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.STREAM,
+                f"{what}: downloaded {size} bytes, the Hub lists {target.size}; the file was removed, pull again",
+            )
+        if target.sha256:
+            digest = _sha256(local)
+            if digest != target.sha256:
+                self._discard(local)
+                raise HuggingFaceError(
+                    HuggingFaceErrorKind.STREAM,
+                    f"{what}: sha256 {digest} does not match the Hub's {target.sha256}; the file was removed, pull again",
+                )
+        emit(DownloadProgress(filename=target.path, downloaded=size, total=target.size or size, done=True))
+        return local
+
+    @staticmethod
+    def _discard(local: Path) -> None:
+        with contextlib.suppress(OSError):
+            real = local.resolve()
+            local.unlink()
+            if real != local:
+                real.unlink()
+
+
+def _progress_class(target: GgufFile, emit: Callable[[DownloadProgress], None]) -> Any:
+    """A tqdm subclass that reports to ``emit`` instead of drawing a bar."""
+    from tqdm.auto import tqdm  # type: ignore[import-untyped,unused-ignore]
+
+    class _Progress(tqdm):  # type: ignore[misc,unused-ignore]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+            self._hf_done = int(kwargs.get("initial") or 0)
+            self._hf_total = kwargs.get("total") or target.size or None
+
+        def update(self, n: float | None = 1) -> bool | None:
+            self._hf_done += int(n or 0)
+            emit(DownloadProgress(filename=target.path, downloaded=self._hf_done, total=self._hf_total))
+            return None
+
+    return _Progress

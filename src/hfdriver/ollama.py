@@ -1,0 +1,122 @@
+"""Ask a running Ollama to pull a Hugging Face GGUF model (``hf.co/REPO:QUANT``).
+
+Inference through Ollama then needs no special code: its OpenAI-compatible API works with the
+``huggingface-endpoint`` provider at ``http://127.0.0.1:11434/v1``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+
+import aiohttp
+import attrs
+
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, error_from_response
+
+__all__ = ["DEFAULT_OLLAMA_URL", "PullProgress", "ollama_model_ref", "ollama_pull"]
+
+DEFAULT_OLLAMA_URL = "http://127.0.0.1:11434"
+
+
+@attrs.frozen(slots=True)
+class PullProgress:
+    """One progress line of ``/api/pull``: a status, and bytes done of a layer when downloading."""
+
+    status: str
+    digest: str | None = None
+    total: int | None = None
+    completed: int | None = None
+
+    @property
+    def fraction(self) -> float | None:
+        if self.total and self.completed is not None:
+            return min(1.0, self.completed / self.total)
+        return None
+
+
+def ollama_model_ref(spec: str) -> str:
+    """``REPO[:QUANT]`` (or an ``hf.co/...`` reference) as Ollama's ``hf.co/REPO:QUANT`` name.
+
+    >>> ollama_model_ref("bartowski/Llama-3.2-1B-Instruct-GGUF:q4_k_m")
+    'hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M'
+    """
+    spec = spec.strip()
+    for prefix in ("hf.co/", "huggingface.co/"):
+        if spec.startswith(prefix):
+            spec = spec[len(prefix) :]
+    repo, _, quant = spec.partition(":")
+    if repo.count("/") != 1 or not all(repo.split("/")):
+        raise HuggingFaceError(
+            HuggingFaceErrorKind.INVALID_REQUEST,
+            f"model: {spec!r} is not REPO[:QUANT], e.g. 'bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M'",
+        )
+    return f"hf.co/{repo}:{quant.upper()}" if quant else f"hf.co/{repo}"
+
+
+async def ollama_pull(
+    spec: str,
+    *,
+    ollama_url: str = DEFAULT_OLLAMA_URL,
+    on_progress: Callable[[PullProgress], None] | None = None,
+    session: aiohttp.ClientSession | None = None,
+    timeout: float = 3600.0,
+) -> str:
+    """Pull ``spec`` (``REPO[:QUANT]``) into the Ollama at ``ollama_url``; returns the model name.
+
+    Progress lines stream to ``on_progress``. Ollama not running is ``CONNECTION`` (start it with
+    ``ollama serve``); a pull error reported by Ollama is ``NOT_FOUND`` or ``SERVER``.
+    """
+    name = ollama_model_ref(spec)
+    own = session is None
+    client = session or aiohttp.ClientSession()
+    url = f"{ollama_url.rstrip('/')}/api/pull"
+    try:
+        async with client.post(
+            url,
+            json={"model": name, "stream": True},
+            timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=10, sock_read=300),
+        ) as resp:
+            if resp.status >= 300:
+                raise error_from_response(resp.status, resp.headers, await resp.read())
+            async for raw in resp.content:
+                line = raw.strip()
+                if not line:
+                    continue
+                try:
+                    data = json.loads(line)
+                except ValueError:
+                    raise HuggingFaceError(
+                        HuggingFaceErrorKind.DECODE, f"Ollama sent a line that is not JSON: {line[:120]!r}"
+                    ) from None
+                if "error" in data:
+                    message = str(data["error"])
+                    kind = (
+                        HuggingFaceErrorKind.NOT_FOUND
+                        if "not exist" in message or "not found" in message
+                        else HuggingFaceErrorKind.SERVER
+                    )
+                    raise HuggingFaceError(kind, f"Ollama could not pull {name}: {message}", retryable=False)
+                progress = PullProgress(
+                    str(data.get("status", "")), data.get("digest"), data.get("total"), data.get("completed")
+                )
+                if on_progress is not None:
+                    on_progress(progress)
+                if progress.status == "success":
+                    return name
+        raise HuggingFaceError(
+            HuggingFaceErrorKind.STREAM, f"Ollama ended the pull of {name} without reporting success"
+        )
+    except (aiohttp.ClientConnectionError, OSError) as exc:
+        if isinstance(exc, asyncio.TimeoutError):
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.TIMEOUT, f"the pull of {name} took longer than {timeout:g}s"
+            ) from exc
+        raise HuggingFaceError(
+            HuggingFaceErrorKind.CONNECTION,
+            f"Ollama is not reachable at {ollama_url} ({exc.__class__.__name__}): start it with `ollama serve`, or pass --ollama-url",
+        ) from exc
+    finally:
+        if own:
+            await client.close()
