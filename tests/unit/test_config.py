@@ -171,8 +171,10 @@ def test_create_driver_errors(tmp_path: Path) -> None:
         create_driver(LLMConfig(provider="huggingface-endpoint", model="a/b"))
     with pytest.raises(HuggingFaceError, match="profile 'nope' is not defined"):
         create_driver(no_model, "nope")
-    with pytest.raises(HuggingFaceError, match="reserved for the local GGUF backend"):
-        create_driver(LLMConfig(provider="huggingface-local", model="a/b"))
+    with pytest.raises(
+        HuggingFaceError, match=r"\[llm.options\] key 'quant' is not known; did you mean 'quantization'\?"
+    ):
+        create_driver(LLMConfig(provider="huggingface-local", model="a/b", options={"quant": "Q4_K_M"}))
 
 
 def test_search_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -226,3 +228,22 @@ def test_registered_and_plugin_drivers(tmp_path: Path, monkeypatch: pytest.Monke
 
     monkeypatch.setitem(hfdriver.config._REGISTRY, "custom-test", lambda config, token: sentinel)
     assert create_driver(LLMConfig(provider="custom-test", model="a/b")) is sentinel
+
+
+def test_local_provider_builds_a_local_driver_without_loading() -> None:
+    from hfdriver.local import LocalDriver
+
+    driver = create_driver(
+        LLMConfig(
+            provider="huggingface-local",
+            model="acme/tiny-GGUF",
+            options={"quantization": "Q4_K_M", "device": "cpu", "context_size": 512},
+        )
+    )
+    assert isinstance(driver, LocalDriver) and not driver.loaded
+    assert (driver.source, driver.quantization, driver.device, driver.context_size) == (
+        "acme/tiny-GGUF",
+        "Q4_K_M",
+        "cpu",
+        512,
+    )

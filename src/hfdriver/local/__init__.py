@@ -4,6 +4,18 @@
 only when used, and a missing one says which ``pip install 'hfdriver[local]'`` to run.
 """
 
+from hfdriver.local._default import DEFAULT_MODEL_DESCRIPTION, default_model_path
+from hfdriver.local._driver import LocalDriver, LocalStream
 from hfdriver.local._store import DEVICES, DownloadProgress, InstalledModel, ModelStore, manifest_key
 
-__all__ = ["DEVICES", "DownloadProgress", "InstalledModel", "ModelStore", "manifest_key"]
+__all__ = [
+    "DEFAULT_MODEL_DESCRIPTION",
+    "DEVICES",
+    "DownloadProgress",
+    "InstalledModel",
+    "LocalDriver",
+    "LocalStream",
+    "ModelStore",
+    "default_model_path",
+    "manifest_key",
+]

@@ -157,9 +157,9 @@ def create_app(
             payload = await request.json(loads=json.loads)
         except ValueError:
             raise HuggingFaceError(K.INVALID_REQUEST, "body: not valid JSON") from None
+        if isinstance(payload, dict) and payload.get("model") == served:
+            payload = {k: v for k, v in payload.items() if k != "model"}  # the served model is the default
         generate_request, stream = request_from_payload(payload)
-        if generate_request.model == served:
-            generate_request = _without_model(generate_request)
         call_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         model = generate_request.model or served
         if not stream:
@@ -175,12 +175,6 @@ def create_app(
     app.router.add_post("/v1/chat/completions", chat)
     app[_STATE] = state
     return app
-
-
-def _without_model(request: GenerateRequest) -> GenerateRequest:
-    import attrs
-
-    return attrs.evolve(request, model=None)
 
 
 async def _stream(
