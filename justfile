@@ -4,11 +4,11 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 venv := ".venv"
 python := venv + "/bin/python"
 
-# Create .venv and install hfdriver with the dev extra (editable).
+# Create .venv and install hfdriver with the dev and local extras (editable; llama.cpp builds once).
 setup:
     test -x {{python}} || python3 -m venv {{venv}}
     {{python}} -m pip install -q -U pip
-    {{python}} -m pip install -q -e '.[dev]'
+    {{python}} -m pip install -q -e '.[dev,local]'
 
 # The offline test suite (unit, integration against FakeRouter, corpus conformance).
 test *args:
@@ -32,13 +32,24 @@ fmt:
 typecheck:
     {{python}} -m mypy --strict src
 
-# One chat completion: the real router when HF_TOKEN is set, else the local FakeRouter.
+# One chat completion: the real router when HF_TOKEN is set, else the embedded local model.
 demo *args:
     {{python}} examples/chat.py {{args}}
 
+# All benchmarks: client CPU vs raw aiohttp, local tokens/s vs llama.cpp, serve requests/s.
+bench: bench-client bench-local bench-serve
+
 # Client CPU per request / per chunk: raw aiohttp vs hfdriver (and peers when installed).
-bench *args:
+bench-client *args:
     {{python}} benchmarks/bench_client.py {{args}}
+
+# LocalDriver tokens/s against llama-cpp-python called directly (same model and settings).
+bench-local *args:
+    {{python}} benchmarks/bench_local.py {{args}}
+
+# Requests/s through `hfdriver serve` (backed by FakeRouter) against the driver called directly.
+bench-serve *args:
+    {{python}} benchmarks/bench_serve.py {{args}}
 
 # Everything CI runs.
 ci: test lint typecheck

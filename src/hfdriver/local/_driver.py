@@ -334,6 +334,7 @@ class LocalStream:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._items: deque[Any] = deque()
         self._wakeup: asyncio.Event | None = None
+        self._waiting = False
         self._task: asyncio.Task[None] | None = None
         self._assembler = StreamAssembler()
         self._ready: deque[StreamChunk] = deque()
@@ -356,17 +357,27 @@ class LocalStream:
             self._deliver(_END)
 
     def _push(self, item: Any) -> None:
-        """From the worker thread: hand an item to the consumer on the event loop."""
-        loop = self._loop
-        if loop is None:
-            return
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            loop.call_soon_threadsafe(self._deliver, item)
+        """From the worker thread: hand an item to the consumer.
 
-    def _deliver(self, item: Any) -> None:
+        ``deque.append`` is thread-safe; the event loop is woken (a self-pipe write) only when
+        the consumer is actually waiting, not once per token, so llama.cpp keeps its cores.
+        """
         self._items.append(item)
+        if self._waiting:
+            self._waiting = False
+            loop = self._loop
+            if loop is not None:
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
         if self._wakeup is not None:
             self._wakeup.set()
+
+    def _deliver(self, item: Any) -> None:
+        """On the event loop: hand an item to the consumer."""
+        self._items.append(item)
+        self._wake()
 
     def __aiter__(self) -> LocalStream:
         return self
@@ -379,6 +390,10 @@ class LocalStream:
             if not self._items:
                 assert self._wakeup is not None
                 self._wakeup.clear()
+                self._waiting = True
+                if self._items:  # the worker appended between the check and the flag
+                    self._waiting = False
+                    continue
                 try:
                     await self._wakeup.wait()
                 except BaseException:
