@@ -152,3 +152,21 @@ async def test_serving_the_local_model_to_an_openai_client(driver: LocalDriver) 
         )
         streamed = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
     assert streamed == (await driver.generate(greedy("The capital of France is", 6))).text
+
+
+async def test_hub_repo_id_is_downloaded_verified_and_loaded(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path
+
+    from hfdriver.local import ModelStore
+    from hfdriver.testing import FakeHub
+
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    data = Path(default_model_path()).read_bytes()
+    async with FakeHub() as hub:
+        hub.add_file("google/gemma-3-270m-GGUF", "gemma-3-270m-Q4_K_M.gguf", data)
+        store = ModelStore(cache_dir=Path(str(tmp_path)) / "cache", endpoint=hub.url)
+        async with LocalDriver("google/gemma-3-270m-GGUF", quantization="Q4_K_M", device="cpu", chat_format="gemma", threads=2, store=store) as driver:
+            response = await driver.generate(greedy("The capital of France is", 4))
+    assert response.text
+    (installed,) = store.list()
+    assert installed.key == "google/gemma-3-270m-GGUF::Q4_K_M::cpu" and installed.size == len(data)
