@@ -6,7 +6,6 @@ import asyncio
 import json
 from collections import defaultdict, deque
 from collections.abc import Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
@@ -14,6 +13,7 @@ from yarl import URL
 
 from hfdriver.testing._fake_router import DEFAULT_MODELS, RecordedRequest, _peer
 from hfdriver.testing._responses import FakeResponse
+from hfdriver.testing._server import LocalServer
 
 __all__ = ["FakeHub", "default_hub_models", "default_repo_files", "whoami_body"]
 
@@ -147,7 +147,7 @@ def default_repo_files() -> dict[str, list[dict[str, Any]]]:
     }
 
 
-class FakeHub:
+class FakeHub(LocalServer):
     """A real aiohttp server on 127.0.0.1 emulating the Hub API parts hfdriver uses.
 
     Routes: ``GET /api/whoami-v2``, ``GET /api/models`` (search, author, pipeline_tag,
@@ -178,47 +178,23 @@ class FakeHub:
             k: list(v) for k, v in (repo_files if repo_files is not None else default_repo_files()).items()
         }
         self.router_models = [dict(m) for m in router_models]
+        super().__init__(host, 0)
         self.tree_page_size = tree_page_size
-        self.host = host
-        self.port = 0
         self.requests: list[RecordedRequest] = []
         self._scripts: dict[str, deque[FakeResponse]] = defaultdict(deque)
         self.files: dict[tuple[str, str], bytes] = {}
         self.cuts: dict[tuple[str, str], int] = {}
         """``(repo, path) -> n``: the next ``n`` downloads of that file stop half way (a dropped connection)."""
         self.sha_override: dict[tuple[str, str], str] = {}
-        self._runner: web.AppRunner | None = None
 
-    async def start(self) -> FakeHub:
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/api/whoami-v2", self._whoami)
         app.router.add_get("/api/models", self._search)
         app.router.add_get("/api/models/{org}/{name}/tree/{revision}", self._tree)
         app.router.add_get("/v1/models", self._router_models)
         app.router.add_get("/{org}/{name}/resolve/{revision}/{path:.+}", self._resolve)  # and HEAD
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, 0).start()
-        self.port = int(self._runner.addresses[0][1])
-        return self
-
-    async def close(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> FakeHub:
-        return await self.start()
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
-    @property
-    def url(self) -> str:
-        """The Hub endpoint to give a client (``HF_ENDPOINT``)."""
-        return f"http://{self.host}:{self.port}"
+        return app
 
     @property
     def router_url(self) -> str:

@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
+from hfdriver.testing._server import LocalServer
+
 __all__ = ["FakeOllama"]
 
 
-class FakeOllama:
+class FakeOllama(LocalServer):
     """Serves ``/api/pull`` (streamed progress, then success) and ``/api/tags``.
 
     Models in ``available`` pull successfully, in three layers; others fail with Ollama's
@@ -27,40 +28,18 @@ class FakeOllama:
         layer_bytes: int = 3000,
         delay: float = 0.0,
     ) -> None:
+        super().__init__()
         self.available = set(available)
         self.layer_bytes = layer_bytes
         self.delay = delay
         self.pulled: list[str] = []
         self.requests: list[dict[str, Any]] = []
-        self.port = 0
-        self._runner: web.AppRunner | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> FakeOllama:
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/api/pull", self._pull)
         app.router.add_get("/api/tags", self._tags)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = int(self._runner.addresses[0][1])
-        return self
-
-    async def close(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> FakeOllama:
-        return await self.start()
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
+        return app
 
     async def _tags(self, _request: web.Request) -> web.Response:
         return web.json_response({"models": [{"name": n, "model": n} for n in self.pulled]})

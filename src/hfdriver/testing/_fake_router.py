@@ -7,13 +7,13 @@ import itertools
 import json
 from collections import deque
 from collections.abc import Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
 import attrs
 from aiohttp import web
 
 from hfdriver.testing._responses import FakeResponse, completion_body, stream_events
+from hfdriver.testing._server import LocalServer
 
 __all__ = ["DEFAULT_MODELS", "FakeRouter", "RecordedRequest"]
 
@@ -66,7 +66,7 @@ def _peer(request: web.Request) -> str | None:
     return f"{peer[0]}:{peer[1]}" if peer else None
 
 
-class FakeRouter:
+class FakeRouter(LocalServer):
     """A real aiohttp server on 127.0.0.1 (random port) that speaks chat completions.
 
     >>> async def test_my_app():  # doctest: +SKIP
@@ -91,46 +91,20 @@ class FakeRouter:
         port: int = 0,
         provider: str = "fake-provider",
     ) -> None:
+        super().__init__(host, port)
         self.token = token
         self.models = [dict(m) for m in models]
-        self.host = host
-        self.port = port
         self.provider = provider
         self.requests: list[RecordedRequest] = []
         self._queue: deque[FakeResponse] = deque()
-        self._runner: web.AppRunner | None = None
         self._ids = itertools.count(1)
         self._live: set[asyncio.Task[Any]] = set()
 
-    # ------------------------------------------------------------------ lifecycle
-    async def start(self) -> FakeRouter:
+    def build_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
-        return self
-
-    async def close(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> FakeRouter:
-        return await self.start()
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        return f"http://{self.host}:{self.port}"
+        return app
 
     @property
     def base_url(self) -> str:
