@@ -154,7 +154,9 @@ async def test_serving_the_local_model_to_an_openai_client(driver: LocalDriver) 
     assert streamed == (await driver.generate(greedy("The capital of France is", 6))).text
 
 
-async def test_hub_repo_id_is_downloaded_verified_and_loaded(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_hub_repo_id_is_downloaded_verified_and_loaded(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from pathlib import Path
 
     from hfdriver.local import ModelStore
@@ -165,7 +167,14 @@ async def test_hub_repo_id_is_downloaded_verified_and_loaded(tmp_path: object, m
     async with FakeHub() as hub:
         hub.add_file("google/gemma-3-270m-GGUF", "gemma-3-270m-Q4_K_M.gguf", data)
         store = ModelStore(cache_dir=Path(str(tmp_path)) / "cache", endpoint=hub.url)
-        async with LocalDriver("google/gemma-3-270m-GGUF", quantization="Q4_K_M", device="cpu", chat_format="gemma", threads=2, store=store) as driver:
+        async with LocalDriver(
+            "google/gemma-3-270m-GGUF",
+            quantization="Q4_K_M",
+            device="cpu",
+            chat_format="gemma",
+            threads=2,
+            store=store,
+        ) as driver:
             response = await driver.generate(greedy("The capital of France is", 4))
     assert response.text
     (installed,) = store.list()
