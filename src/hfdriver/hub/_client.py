@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -26,7 +25,7 @@ from hfdriver.hub._models import (
     parse_whoami,
 )
 from hfdriver.huggingface._config import ROUTER_URL, RetryPolicy, Timeouts
-from hfdriver.huggingface._driver import USER_AGENT
+from hfdriver.huggingface._driver import _TRANSPORT_ERRORS, USER_AGENT
 from hfdriver.huggingface._retry import call_with_retries
 
 __all__ = ["HUB_ENDPOINT", "HubClient", "hub_offline"]
@@ -34,7 +33,6 @@ __all__ = ["HUB_ENDPOINT", "HubClient", "hub_offline"]
 logger = logging.getLogger("hfdriver")
 
 HUB_ENDPOINT = "https://huggingface.co"
-_TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 _PAGE_MAX = 100
 # The Hub asks for a minute-long pause when rate limited: tell the caller instead of sleeping.
 _HUB_RETRY = RetryPolicy(attempts=3, deadline=30.0, max_retry_after=10.0)

@@ -223,14 +223,18 @@ class ModelStore:
         return model
 
     # ------------------------------------------------------------------ download
+    def _endpoint(self) -> str | None:
+        return self.endpoint or os.environ.get("HF_ENDPOINT") or None
+
+    async def _list_files(self, repo_id: str, revision: str) -> builtins.list[GgufFile]:
+        async with HubClient(token=self._token, endpoint=self._endpoint()) as hub:
+            return await hub.list_gguf_files(repo_id, revision)
+
     async def choose_file(
         self, repo_id: str, quantization: str, revision: str = "main"
     ) -> builtins.list[GgufFile]:
         """The file(s) holding ``quantization`` in ``repo_id`` (several for a split model)."""
-        async with HubClient(
-            token=self._token, endpoint=self.endpoint or os.environ.get("HF_ENDPOINT") or None
-        ) as hub:
-            files = await hub.list_gguf_files(repo_id, revision)
+        files = await self._list_files(repo_id, revision)
         wanted = quantization.upper()
         matching = [
             f
@@ -280,10 +284,7 @@ class ModelStore:
         if quantization is not None:
             targets = await self.choose_file(repo_id, quantization, revision)
         else:
-            async with HubClient(
-                token=self._token, endpoint=self.endpoint or os.environ.get("HF_ENDPOINT") or None
-            ) as hub:
-                listed = {f.path: f for f in await hub.list_gguf_files(repo_id, revision)}
+            listed = {f.path: f for f in await self._list_files(repo_id, revision)}
             if file not in listed:
                 raise HuggingFaceError(
                     HuggingFaceErrorKind.NOT_FOUND,
@@ -326,7 +327,7 @@ class ModelStore:
                     revision=revision,
                     cache_dir=str(self.cache_dir) if self.cache_dir is not None else None,
                     token=self._token.reveal() if self._token else None,
-                    endpoint=self.endpoint or os.environ.get("HF_ENDPOINT") or None,
+                    endpoint=self._endpoint(),
                     tqdm_class=progress_class,
                 )
             )
