@@ -4,8 +4,9 @@
 >>> GenerateRequest.builder().model("org/model").user("Hello").max_tokens(8).build().max_tokens
 8
 
-The transport (``HuggingFaceDriver``, ``RetryPolicy``, ``Timeouts``) is imported on first use,
-so ``import hfdriver`` stays cheap and never imports an optional extra.
+The transport (``HuggingFaceDriver``, ``RetryPolicy``, ``Timeouts``...), the Hub client and the
+configuration are imported on first use, so ``import hfdriver`` stays cheap (no aiohttp,
+tenacity or cattrs) and never imports an optional extra.
 """
 
 from __future__ import annotations
@@ -35,14 +36,19 @@ from hfdriver.dto import (
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 
 if TYPE_CHECKING:
+    from hfdriver.config import create_driver, load_config
     from hfdriver.hub import HubClient
-    from hfdriver.huggingface import HuggingFaceDriver, RetryPolicy, Timeouts
+    from hfdriver.huggingface import HuggingFaceDriver
+    from hfdriver.transport import RetryDetails, RetryPolicy, Timeouts
 
 _LAZY = {
     "HuggingFaceDriver": "hfdriver.huggingface",
-    "RetryPolicy": "hfdriver.huggingface",
-    "Timeouts": "hfdriver.huggingface",
+    "RetryDetails": "hfdriver.transport",
+    "RetryPolicy": "hfdriver.transport",
+    "Timeouts": "hfdriver.transport",
     "HubClient": "hfdriver.hub",
+    "create_driver": "hfdriver.config",
+    "load_config": "hfdriver.config",
 }
 
 __all__ = [
@@ -59,6 +65,7 @@ __all__ = [
     "Output",
     "ResponseFormat",
     "ResponseStream",
+    "RetryDetails",
     "RetryPolicy",
     "Role",
     "StreamChunk",
@@ -70,6 +77,8 @@ __all__ = [
     "ToolSpec",
     "Usage",
     "__version__",
+    "create_driver",
+    "load_config",
     "resolve_token",
 ]
 

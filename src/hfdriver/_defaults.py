@@ -1,4 +1,9 @@
-"""A thin :class:`Driver` wrapper applying configured defaults to requests that leave them unset."""
+"""``DefaultsDriver``: the one way request defaults are applied.
+
+A thin :class:`Driver` wrapper: configured ``max_tokens`` / ``temperature`` fill requests that
+leave them unset, for any driver (plugins included). ``create_driver`` adds it when the
+configuration sets either.
+"""
 
 from __future__ import annotations
 

@@ -1,17 +1,19 @@
-"""Token resolution and redaction.
+"""Token resolution: where the Hugging Face token comes from, held so that it never shows.
 
 Order: the explicit argument, then ``HF_TOKEN``, ``HUGGING_FACE_HUB_TOKEN``,
 ``HUGGINGFACE_API_TOKEN``, ``HUGGINGFACE_HUB_TOKEN``, then the token file
 (``$HF_TOKEN_PATH``, else ``$HF_HOME/token``, else ``$XDG_CACHE_HOME/huggingface/token``,
 else ``~/.cache/huggingface/token``). Whitespace is stripped; an empty value counts as unset.
+``redact`` is re-exported from :mod:`hfdriver.errors`, where it lives.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
+
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, mask, redact
 
 __all__ = [
     "TOKEN_ENV_VARS",
@@ -28,16 +30,6 @@ TOKEN_ENV_VARS = (
     "HUGGINGFACE_API_TOKEN",
     "HUGGINGFACE_HUB_TOKEN",
 )
-
-# Anything shaped like a Hugging Face token is scrubbed from text we show, even if it is not ours.
-_TOKEN_SHAPE = re.compile(r"\bhf_[A-Za-z0-9]{8,}\b")
-
-
-def _mask(secret: str) -> str:
-    if len(secret) <= 8:
-        return "****"
-    prefix = "hf_" if secret.startswith("hf_") else ""
-    return f"{prefix}****{secret[-4:]}"
 
 
 class Token:
@@ -62,7 +54,7 @@ class Token:
 
     @property
     def masked(self) -> str:
-        return _mask(self._secret)
+        return mask(self._secret)
 
     def __repr__(self) -> str:
         return f"Token({self.masked!r})"
@@ -80,17 +72,6 @@ class Token:
 
     def __reduce__(self) -> tuple[object, ...]:
         return (Token, (self._secret, self.source))
-
-
-def redact(text: str, token: str | Token | None = None) -> str:
-    """Replace ``token`` (and anything that looks like an ``hf_`` token) in ``text``."""
-    if token is not None:
-        secret = token.reveal() if isinstance(token, Token) else token
-        if secret and secret in text:
-            text = text.replace(secret, _mask(secret))
-    if "hf_" in text:
-        text = _TOKEN_SHAPE.sub(lambda m: _mask(m.group(0)), text)
-    return text
 
 
 def token_file_path(env: Mapping[str, str] | None = None) -> Path:
@@ -151,7 +132,5 @@ def require_token(explicit: str | Token | None = None, *, env: Mapping[str, str]
     """Like :func:`resolve_token`, but a missing token is ``HuggingFaceError(kind=CONFIG)``."""
     token = resolve_token(explicit, env=env)
     if token is None:
-        from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
-
         raise HuggingFaceError(HuggingFaceErrorKind.CONFIG, missing_token_message(env))
     return token

@@ -6,14 +6,13 @@ Inference through Ollama then needs no special code: its OpenAI-compatible API w
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 
-import aiohttp
 import attrs
 
-from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, error_from_response
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
+from hfdriver.transport import ClientSession, HttpClient, request_timeout
 
 __all__ = ["DEFAULT_OLLAMA_URL", "PullProgress", "ollama_model_ref", "ollama_pull"]
 
@@ -60,7 +59,7 @@ async def ollama_pull(
     *,
     ollama_url: str = DEFAULT_OLLAMA_URL,
     on_progress: Callable[[PullProgress], None] | None = None,
-    session: aiohttp.ClientSession | None = None,
+    session: ClientSession | None = None,
     timeout: float = 3600.0,
 ) -> str:
     """Pull ``spec`` (``REPO[:QUANT]``) into the Ollama at ``ollama_url``; returns the model name.
@@ -69,19 +68,23 @@ async def ollama_pull(
     ``ollama serve``); a pull error reported by Ollama is ``NOT_FOUND`` or ``SERVER``.
     """
     name = ollama_model_ref(spec)
-    own = session is None
-    client = session or aiohttp.ClientSession()
+    http = HttpClient(
+        session=session,
+        service=f"Ollama at {ollama_url}",
+        unreachable=f"Ollama is not reachable at {ollama_url}",
+        hint="start it with `ollama serve`, or pass --ollama-url",
+        owner="Ollama client",
+    )
     url = f"{ollama_url.rstrip('/')}/api/pull"
     try:
-        async with client.post(
+        resp = await http.open(
+            "POST",
             url,
             json={"model": name, "stream": True},
-            timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=10, sock_read=300),
-        ) as resp:
-            if resp.status >= 300:
-                raise error_from_response(resp.status, resp.headers, await resp.read())
-            async for raw in resp.content:
-                line = raw.strip()
+            timeout=request_timeout(total=timeout, connect=10, read=300),
+        )
+        try:
+            async for line in http.lines(resp):
                 if not line:
                     continue
                 try:
@@ -105,18 +108,10 @@ async def ollama_pull(
                     on_progress(progress)
                 if progress.status == "success":
                     return name
+        finally:
+            resp.close()
         raise HuggingFaceError(
             HuggingFaceErrorKind.STREAM, f"Ollama ended the pull of {name} without reporting success"
         )
-    except (aiohttp.ClientConnectionError, OSError) as exc:
-        if isinstance(exc, asyncio.TimeoutError):
-            raise HuggingFaceError(
-                HuggingFaceErrorKind.TIMEOUT, f"the pull of {name} took longer than {timeout:g}s"
-            ) from exc
-        raise HuggingFaceError(
-            HuggingFaceErrorKind.CONNECTION,
-            f"Ollama is not reachable at {ollama_url} ({exc.__class__.__name__}): start it with `ollama serve`, or pass --ollama-url",
-        ) from exc
     finally:
-        if own:
-            await client.close()
+        await http.aclose()

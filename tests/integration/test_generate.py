@@ -4,8 +4,8 @@ import aiohttp
 import pytest
 
 from hfdriver import GenerateRequest, HuggingFaceDriver, HuggingFaceError, HuggingFaceErrorKind, Timeouts
-from hfdriver.huggingface import USER_AGENT
 from hfdriver.testing import FakeResponse, FakeRouter
+from hfdriver.transport import USER_AGENT
 from tests.integration.conftest import TOKEN
 
 K = HuggingFaceErrorKind

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 import pytest
 
 from hfdriver import GenerateRequest, HuggingFaceDriver, HuggingFaceError, HuggingFaceErrorKind, RetryPolicy
-from hfdriver.huggingface import set_testing
 from hfdriver.testing import FakeResponse, FakeRouter
+from hfdriver.transport import set_testing
 from tests.integration.conftest import TOKEN
 
 K = HuggingFaceErrorKind

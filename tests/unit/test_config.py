@@ -64,7 +64,8 @@ def test_valid_config_and_profile_inheritance(tmp_path: Path) -> None:
     assert (llm.provider, llm.model, llm.routing, llm.bill_to, llm.max_tokens, llm.temperature) == (
         "huggingface", "meta-llama/Llama-3.2-1B-Instruct", "fastest", "acme", 256, 0.5,
     )  # fmt: skip
-    assert llm.auth.api_key_env == "MY_HF_TOKEN" and llm.retry == {"attempts": 2, "max_retry_after": 5}
+    # retry and timeouts are held as the values themselves, validated once
+    assert llm.auth.api_key_env == "MY_HF_TOKEN" and llm.retry == RetryPolicy(attempts=2, max_retry_after=5)
     cheap = config.profile("cheap")
     assert (cheap.model, cheap.routing, cheap.max_tokens, cheap.temperature) == (
         llm.model,
@@ -72,7 +73,7 @@ def test_valid_config_and_profile_inheritance(tmp_path: Path) -> None:
         32,
         0.5,
     )
-    assert cheap.timeouts == {"read": 90, "connect": 3}  # nested tables merge
+    assert cheap.timeouts == Timeouts(read=90, connect=3)  # nested tables merge
     assert cheap.auth.api_key_env == "MY_HF_TOKEN"
     vllm = config.profile("vllm")
     assert (

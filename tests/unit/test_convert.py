@@ -17,7 +17,7 @@ from hfdriver import (
     ToolSpec,
     Usage,
 )
-from hfdriver.dto.convert import parse_chunk, parse_response, resolve_model, to_payload
+from hfdriver.openai import parse_chunk, parse_response, resolve_model, to_payload
 
 
 def req(**kwargs: Any) -> GenerateRequest:

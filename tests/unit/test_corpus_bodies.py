@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from hfdriver import HuggingFaceError, HuggingFaceErrorKind
-from hfdriver.dto.convert import parse_response
 from hfdriver.errors import error_from_response, error_from_stream_event
+from hfdriver.openai import parse_response
 from tests.corpus import (
     SKIP_REASON,
     Recording,
@@ -170,7 +170,7 @@ def _objects(path: Any) -> list[Any]:
     _shape_files("tgi_snapshots", (".json",)) + _shape_files("llamacpp_vllm_quotes", (".json", ".sse")),
 )
 def test_snapshot_and_quote_shapes_parse(path: Any) -> None:
-    from hfdriver.dto.convert import parse_chunk
+    from hfdriver.openai import parse_chunk
 
     for obj in _objects(path):
         choices = obj.get("choices") or []

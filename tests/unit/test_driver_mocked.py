@@ -10,8 +10,9 @@ import pytest
 from aioresponses import aioresponses
 
 from hfdriver import GenerateRequest, HuggingFaceDriver, HuggingFaceError, HuggingFaceErrorKind
-from hfdriver.huggingface import ROUTER_URL, instant_retries
+from hfdriver.hub import ROUTER_URL
 from hfdriver.testing import completion_body
+from hfdriver.transport import instant_retries
 
 URL = f"{ROUTER_URL}/chat/completions"
 TOKEN = "hf_mockedtoken_1234567890"

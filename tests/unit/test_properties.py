@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hfdriver import GenerateRequest, HuggingFaceError, Image, Message, ResponseFormat, ToolSpec
-from hfdriver.dto.convert import parse_chunk, parse_response, to_payload
+from hfdriver.openai import parse_chunk, parse_response, to_payload
 
 text = st.text(min_size=1, max_size=40)
 tool_names = st.from_regex(r"[A-Za-z0-9_-]{1,20}", fullmatch=True)

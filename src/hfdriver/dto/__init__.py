@@ -1,4 +1,7 @@
-"""Provider-neutral DTOs, their builders, and the chat-completions wire conversions."""
+"""Provider-neutral values and their builders: requests, responses, stream chunks, usage.
+
+Nothing here knows a wire format; :mod:`hfdriver.openai` converts these to and from JSON.
+"""
 
 from hfdriver.dto.builders import GenerateRequestBuilder, MessageBuilder, ToolSpecBuilder
 from hfdriver.dto.request import (

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import attrs
 
-from hfdriver.errors._error import invalid_request
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, invalid_request
 
 if TYPE_CHECKING:
     from hfdriver.dto.builders import GenerateRequestBuilder, MessageBuilder, ToolSpecBuilder
@@ -129,8 +129,6 @@ class ToolCall:
 
     def parsed_arguments(self) -> Any:
         """The arguments as Python values; ``DECODE`` if the model produced invalid JSON."""
-        from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
-
         try:
             return json.loads(self.arguments) if self.arguments.strip() else {}
         except ValueError as exc:

@@ -1,58 +1,22 @@
-"""The one exception type and its kinds."""
+"""The one exception type, :class:`HuggingFaceError`."""
 
 from __future__ import annotations
 
-import enum
 from typing import Any
 
-__all__ = ["HuggingFaceError", "HuggingFaceErrorKind"]
+from hfdriver.errors._kind import HuggingFaceErrorKind
+from hfdriver.errors._table import KINDS
+
+__all__ = ["HuggingFaceError", "HuggingFaceErrorKind", "default_retryable", "invalid_request"]
 
 
-class HuggingFaceErrorKind(str, enum.Enum):
-    """What went wrong, in the user's words. The value is the lower-case name."""
-
-    INVALID_REQUEST = "invalid_request"
-    AUTHENTICATION = "authentication"
-    PERMISSION = "permission"
-    PAYMENT_REQUIRED = "payment_required"
-    NOT_FOUND = "not_found"
-    MODEL_NOT_SUPPORTED = "model_not_supported"
-    BAD_REQUEST = "bad_request"
-    VALIDATION = "validation"
-    RATE_LIMITED = "rate_limited"
-    MODEL_LOADING = "model_loading"
-    OVERLOADED = "overloaded"
-    SERVER = "server"
-    GONE = "gone"
-    TIMEOUT = "timeout"
-    CONNECTION = "connection"
-    STREAM = "stream"
-    DECODE = "decode"
-    CONFIG = "config"
-
-    def __str__(self) -> str:
-        return self.name
-
-
-_ALWAYS_RETRYABLE = frozenset(
-    {
-        HuggingFaceErrorKind.RATE_LIMITED,
-        HuggingFaceErrorKind.MODEL_LOADING,
-        HuggingFaceErrorKind.OVERLOADED,
-        HuggingFaceErrorKind.CONNECTION,
-    }
-)
 # 501 Not Implemented and 505 HTTP Version Not Supported will not change on a retry.
 _PERMANENT_SERVER_STATUSES = frozenset({501, 505})
 
 
 def default_retryable(kind: HuggingFaceErrorKind, status: int | None) -> bool:
-    """The retry rule of DESIGN.md, before `Retry-After` caps are considered."""
-    if kind in _ALWAYS_RETRYABLE:
-        return True
-    if kind is HuggingFaceErrorKind.SERVER:
-        return status is None or status not in _PERMANENT_SERVER_STATUSES
-    return False
+    """The retry rule of DESIGN.md (the kind's row), before `Retry-After` caps are considered."""
+    return KINDS[kind].retryable and (status is None or status not in _PERMANENT_SERVER_STATUSES)
 
 
 class HuggingFaceError(Exception):

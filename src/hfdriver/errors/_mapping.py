@@ -15,11 +15,14 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from hfdriver.auth import redact
 from hfdriver.errors._error import HuggingFaceError, HuggingFaceErrorKind
+from hfdriver.errors._redact import Secret, redact
+from hfdriver.errors._table import KINDS
 
 __all__ = [
-    "error_from_exception",
+    "MAX_BODY_CHARS",
+    "MAX_MESSAGE_CHARS",
+    "clip",
     "error_from_response",
     "error_from_stream_event",
     "parse_retry_after",
@@ -30,31 +33,12 @@ K = HuggingFaceErrorKind
 MAX_MESSAGE_CHARS = 500
 MAX_BODY_CHARS = 4000
 
+# Built from the kind table: the statuses and server codes each kind claims.
 _STATUS_KINDS: dict[int, HuggingFaceErrorKind] = {
-    400: K.BAD_REQUEST,
-    401: K.AUTHENTICATION,
-    402: K.PAYMENT_REQUIRED,
-    403: K.PERMISSION,
-    404: K.NOT_FOUND,
-    408: K.TIMEOUT,
-    410: K.GONE,
-    422: K.VALIDATION,
-    429: K.RATE_LIMITED,
-    529: K.OVERLOADED,
+    status: kind for kind, row in KINDS.items() for status in row.statuses
 }
-
-# Server-side `type` / `error_type` / `code` values that name a kind better than the status.
 _TYPE_KINDS: dict[str, HuggingFaceErrorKind] = {
-    "model_not_supported": K.MODEL_NOT_SUPPORTED,
-    "template_error": K.MODEL_NOT_SUPPORTED,
-    "insufficient_quota": K.PAYMENT_REQUIRED,
-    "validation": K.VALIDATION,
-    "overloaded": K.OVERLOADED,
-    "overloaded_error": K.OVERLOADED,
-    "rate_limit_exceeded": K.RATE_LIMITED,
-    "authentication_error": K.AUTHENTICATION,
-    "permission_error": K.PERMISSION,
-    "not_found_error": K.NOT_FOUND,
+    code: kind for kind, row in KINDS.items() for code in row.codes
 }
 
 # Phrases that mean "this model cannot be used for chat here", whatever the status says.
@@ -69,33 +53,6 @@ _OVERLOADED_RE = re.compile(r"\boverloaded\b|too many requests in flight", re.IG
 _HTML_RE = re.compile(rb"^\s*(<!doctype html|<html)", re.IGNORECASE)
 _TITLE_RE = re.compile(r"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _SPACES_RE = re.compile(r"\s+")
-
-_ADVICE: dict[HuggingFaceErrorKind, str] = {
-    K.AUTHENTICATION: (
-        "check the token: set HF_TOKEN (a fine-grained token with 'Make calls to Inference "
-        "Providers') or run `hfdriver login`"
-    ),
-    K.PERMISSION: (
-        "the token lacks a permission: enable 'Make calls to Inference Providers' on the token, "
-        "or accept the model's licence on its Hub page if it is gated"
-    ),
-    K.PAYMENT_REQUIRED: (
-        "your Inference Providers credits are used up: add credits or subscribe to PRO at "
-        "https://huggingface.co/settings/billing, or bill an organisation with bill_to="
-    ),
-    K.MODEL_NOT_SUPPORTED: (
-        "this model is not served for chat by an enabled provider (or has no chat template): "
-        "pick an Instruct/chat model served by Inference Providers "
-        "(https://huggingface.co/models?inference_provider=all&pipeline_tag=text-generation)"
-    ),
-    K.GONE: (
-        "this API was retired: use the Inference Providers router at "
-        "https://router.huggingface.co/v1 (the default base_url)"
-    ),
-    K.NOT_FOUND: "check the model id (org/name) and the base_url",
-    K.RATE_LIMITED: "slow down or wait; hfdriver retries this automatically",
-    K.MODEL_LOADING: "the model is starting; hfdriver retries this automatically",
-}
 
 
 def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
@@ -146,7 +103,8 @@ def _ratelimit_reset(value: str | None) -> float | None:
     return float(match.group(1)) if match else None
 
 
-def _clip(text: str, limit: int) -> str:
+def clip(text: str, limit: int) -> str:
+    """``text`` on one line, at most ``limit`` characters."""
     text = _SPACES_RE.sub(" ", text).strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -236,7 +194,7 @@ def _kind_for(status: int | None, parsed: _Parsed) -> HuggingFaceErrorKind:
 
 def _compose(kind: HuggingFaceErrorKind, server_message: str, fallback: str) -> str:
     message = server_message or fallback
-    advice = _ADVICE.get(kind)
+    advice = KINDS[kind].advice
     if advice:
         message = f"{message.rstrip('.')}. {advice[0].upper()}{advice[1:]}."
     return message
@@ -247,7 +205,7 @@ def error_from_response(
     headers: Mapping[str, str] | None,
     body: bytes,
     *,
-    token: str | None = None,
+    token: str | Secret | None = None,
 ) -> HuggingFaceError:
     """Map an HTTP error answer to a :class:`HuggingFaceError` of the right kind.
 
@@ -285,7 +243,7 @@ def error_from_response(
     kind = _kind_for(status, parsed)
     if kind is K.MODEL_LOADING and retry_after is None:
         retry_after = parsed.estimated_time
-    message = _compose(kind, _clip(parsed.message, MAX_MESSAGE_CHARS), f"HTTP {status} with an empty body")
+    message = _compose(kind, clip(parsed.message, MAX_MESSAGE_CHARS), f"HTTP {status} with an empty body")
     return HuggingFaceError(
         kind,
         redact(message, token),
@@ -302,7 +260,7 @@ def error_from_stream_event(
     *,
     request_id: str | None = None,
     provider: str | None = None,
-    token: str | None = None,
+    token: str | Secret | None = None,
 ) -> HuggingFaceError:
     """Map an ``{"error": ...}`` event found inside a 200 event stream.
 
@@ -314,7 +272,7 @@ def error_from_stream_event(
     kind = _kind_for(parsed.status_hint, parsed)
     if kind is K.BAD_REQUEST and parsed.status_hint is None:
         kind = K.STREAM
-    message = _compose(kind, _clip(parsed.message, MAX_MESSAGE_CHARS), "the server sent an error event")
+    message = _compose(kind, clip(parsed.message, MAX_MESSAGE_CHARS), "the server sent an error event")
     raw = json.dumps(data, ensure_ascii=False, default=str)[:MAX_BODY_CHARS]
     return HuggingFaceError(
         kind,
@@ -327,56 +285,3 @@ def error_from_stream_event(
         # A failure reported mid-stream was already partly delivered: never retried blindly.
         retryable=kind in (K.OVERLOADED, K.MODEL_LOADING, K.RATE_LIMITED),
     )
-
-
-_PHASES = {
-    "request": "waiting for the answer",
-    "open": "waiting for the first streamed chunk",
-    "stream": "streaming",
-}
-
-
-def error_from_exception(
-    exc: BaseException, *, phase: str = "request", token: str | None = None
-) -> HuggingFaceError:
-    """Map a transport exception (aiohttp or asyncio) to ``TIMEOUT`` / ``CONNECTION`` / ``STREAM``.
-
-    Imported lazily so that this module does not import aiohttp.
-    """
-    import aiohttp
-
-    where = _PHASES.get(phase, phase)
-    detail = redact(_clip(str(exc) or type(exc).__name__, MAX_MESSAGE_CHARS), token)
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return HuggingFaceError(
-            K.TIMEOUT,
-            f"connect timeout fired: no connection to the server within the limit ({detail}); "
-            "check the base_url and network, or raise Timeouts(connect=...)",
-            retryable=True,
-        )
-    if isinstance(exc, aiohttp.SocketTimeoutError):
-        return HuggingFaceError(
-            K.TIMEOUT,
-            "read timeout fired: the server sent nothing for longer than Timeouts(read=...) "
-            f"while {where}; raise it for slow models",
-            retryable=False,
-        )
-    if isinstance(exc, (TimeoutError, aiohttp.ServerTimeoutError)):
-        return HuggingFaceError(
-            K.TIMEOUT,
-            f"total timeout fired: {where} took longer than Timeouts(total=...); "
-            "raise it, or stream long generations",
-            retryable=False,
-        )
-    if isinstance(exc, aiohttp.ClientPayloadError) or phase == "stream":
-        return HuggingFaceError(
-            K.STREAM,
-            f"the stream broke: {detail}",
-            retryable=phase != "stream",
-        )
-    if isinstance(exc, (aiohttp.ClientConnectionError, ConnectionError, OSError)):
-        return HuggingFaceError(
-            K.CONNECTION,
-            f"could not reach the server: {detail}; check the base_url and your network",
-        )
-    return HuggingFaceError(K.CONNECTION, f"transport failure: {detail}")

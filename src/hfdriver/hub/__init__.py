@@ -1,7 +1,7 @@
 """The Hub around inference: token check, model search, the router catalogue, GGUF files."""
 
 from hfdriver.hub._catalogue import BUILTIN_CATALOGUE, CatalogueEntry, merge_catalogue
-from hfdriver.hub._client import HUB_ENDPOINT, HubClient, hub_offline
+from hfdriver.hub._client import HUB_ENDPOINT, ROUTER_URL, HubClient, hub_offline
 from hfdriver.hub._models import (
     GgufFile,
     ModelInfo,
@@ -16,6 +16,7 @@ from hfdriver.hub._models import (
 __all__ = [
     "BUILTIN_CATALOGUE",
     "HUB_ENDPOINT",
+    "ROUTER_URL",
     "CatalogueEntry",
     "GgufFile",
     "HubClient",

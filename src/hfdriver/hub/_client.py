@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -9,10 +10,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
-
 from hfdriver.auth import Token, missing_token_message, resolve_token
-from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, error_from_exception, error_from_response
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 from hfdriver.hub._catalogue import merge_catalogue
 from hfdriver.hub._models import (
     GgufFile,
@@ -24,15 +23,23 @@ from hfdriver.hub._models import (
     parse_router_model,
     parse_whoami,
 )
-from hfdriver.huggingface._config import ROUTER_URL, RetryPolicy, Timeouts
-from hfdriver.huggingface._driver import _TRANSPORT_ERRORS, USER_AGENT
-from hfdriver.huggingface._retry import call_with_retries
+from hfdriver.transport import (
+    ClientSession,
+    HttpClient,
+    RequestTimeout,
+    RetryPolicy,
+    Timeouts,
+    call_with_retries,
+    request_timeout,
+)
 
-__all__ = ["HUB_ENDPOINT", "HubClient", "hub_offline"]
+__all__ = ["HUB_ENDPOINT", "ROUTER_URL", "HubClient", "hub_offline"]
 
 logger = logging.getLogger("hfdriver")
 
 HUB_ENDPOINT = "https://huggingface.co"
+ROUTER_URL = "https://router.huggingface.co/v1"
+"""The Inference Providers router (OpenAI-compatible ``/v1``): the default base URL of drivers."""
 _PAGE_MAX = 100
 # The Hub asks for a minute-long pause when rate limited: tell the caller instead of sleeping.
 _HUB_RETRY = RetryPolicy(attempts=3, deadline=30.0, max_retry_after=10.0)
@@ -67,10 +74,10 @@ class HubClient:
     def __init__(
         self,
         token: str | Token | None = None,
+        *,
         endpoint: str | None = None,
         router_url: str | None = None,
-        session: aiohttp.ClientSession | None = None,
-        *,
+        session: ClientSession | None = None,
         timeouts: Timeouts = Timeouts(connect=10, read=30, total=30),  # noqa: B008 - frozen value
         retry: RetryPolicy = _HUB_RETRY,
     ) -> None:
@@ -78,15 +85,18 @@ class HubClient:
         self.endpoint = (endpoint or os.environ.get("HF_ENDPOINT", "").strip() or HUB_ENDPOINT).rstrip("/")
         self.router_url = (router_url or ROUTER_URL).rstrip("/")
         self.retry = retry
-        self._timeout = aiohttp.ClientTimeout(
-            total=timeouts.total, connect=timeouts.connect, sock_read=timeouts.read
-        )
-        self._session = session
-        self._owns_session = session is None
-        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        self._timeout = request_timeout(total=timeouts.total, connect=timeouts.connect, read=timeouts.read)
+        headers = {"Accept": "application/json"}
         if self._token is not None:
             headers["Authorization"] = f"Bearer {self._token.reveal()}"
-        self._headers = headers
+        self._http = HttpClient(
+            session=session,
+            headers=headers,
+            secret=self._token,
+            service="the Hub",
+            hint="check HF_ENDPOINT and your network",
+            owner="HubClient",
+        )
 
     def __repr__(self) -> str:
         token = self._token.masked if self._token else None
@@ -102,22 +112,15 @@ class HubClient:
 
     async def aclose(self) -> None:
         """Close the client's own session (never a caller's)."""
-        session, self._session = self._session, None
-        if session is not None and self._owns_session and not session.closed:
-            await session.close()
+        await self._http.aclose()
 
     # ------------------------------------------------------------------ transport
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        return self._session
-
     async def _get(
         self,
         url: str,
         params: Sequence[tuple[str, str]] | None = None,
         *,
-        timeout: aiohttp.ClientTimeout | None = None,
+        timeout: RequestTimeout | None = None,
     ) -> tuple[Any, str | None]:
         """GET JSON with retries; returns the body and the ``Link: rel="next"`` URL."""
         if hub_offline():
@@ -125,27 +128,16 @@ class HubClient:
                 HuggingFaceErrorKind.CONFIG,
                 f"offline mode: HF_HUB_OFFLINE is set, so hfdriver will not contact {url.split('?')[0]}; unset it to go online",
             )
-        secret = self._token.reveal() if self._token else None
 
         async def attempt() -> tuple[Any, str | None]:
+            reply = await self._http.fetch("GET", url, params=params, timeout=timeout or self._timeout)
             try:
-                async with self._get_session().get(
-                    url, params=params, headers=self._headers, timeout=timeout or self._timeout
-                ) as resp:
-                    raw = await resp.read()
-                    if resp.status >= 300:
-                        raise error_from_response(resp.status, resp.headers, raw, token=secret)
-                    link = resp.links.get("next")
-                    next_url = str(link["url"]) if link and "url" in link else None
-                    try:
-                        return await resp.json(content_type=None), next_url
-                    except ValueError:
-                        raise HuggingFaceError(
-                            HuggingFaceErrorKind.DECODE,
-                            f"the Hub answered {url.split('?')[0]} with a body that is not JSON; check HF_ENDPOINT",
-                        ) from None
-            except _TRANSPORT_ERRORS as exc:
-                raise error_from_exception(exc, phase="request", token=secret) from exc
+                return json.loads(reply.body), reply.link("next")
+            except ValueError:
+                raise HuggingFaceError(
+                    HuggingFaceErrorKind.DECODE,
+                    f"the Hub answered {url.split('?')[0]} with a body that is not JSON; check HF_ENDPOINT",
+                ) from None
 
         return await call_with_retries(self.retry, "hub request", attempt)
 
@@ -232,7 +224,7 @@ class HubClient:
         With ``fallback`` (the default), a network error or a ``timeout`` returns the built-in
         catalogue instead, with a WARNING log; live data is merged with it otherwise.
         """
-        limit = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 10.0))
+        limit = request_timeout(total=timeout, connect=min(timeout, 10.0))
         try:
             data, _ = await self._get(f"{self.router_url}/models", timeout=limit)
             entries = data["data"] if isinstance(data, dict) else data

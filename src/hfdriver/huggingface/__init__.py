@@ -1,10 +1,14 @@
-"""The Hugging Face transport: :class:`HuggingFaceDriver`, its configuration and the SSE decoder."""
+"""``HuggingFaceDriver``: the router, dedicated endpoints and any OpenAI-compatible ``/v1``.
 
-from hfdriver.huggingface._config import ROUTER_URL, RetryPolicy, Timeouts
-from hfdriver.huggingface._driver import USER_AGENT, HuggingFaceDriver
-from hfdriver.huggingface._retry import instant_retries, set_testing
+The driver owns lifecycle and requests; :mod:`hfdriver.openai` maps requests and answers, and
+:mod:`hfdriver.transport` sends them. ``RetryPolicy``, ``Timeouts`` and the testing switch are
+re-exported from the transport, where they live.
+"""
+
+from hfdriver.hub import ROUTER_URL
+from hfdriver.huggingface._driver import HuggingFaceDriver
 from hfdriver.huggingface._stream import HuggingFaceStream
-from hfdriver.huggingface.sse import SseDecoder, SseEvent
+from hfdriver.transport import USER_AGENT, RetryPolicy, Timeouts, instant_retries, set_testing
 
 __all__ = [
     "ROUTER_URL",
@@ -12,8 +16,6 @@ __all__ = [
     "HuggingFaceDriver",
     "HuggingFaceStream",
     "RetryPolicy",
-    "SseDecoder",
-    "SseEvent",
     "Timeouts",
     "instant_retries",
     "set_testing",

@@ -2,42 +2,36 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import platform
 import weakref
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-import aiohttp
-
-from hfdriver._version import __version__
 from hfdriver.auth import Token, missing_token_message, resolve_token
-from hfdriver.dto.convert import parse_response, to_payload
 from hfdriver.dto.request import GenerateRequest, validate_routing
 from hfdriver.dto.response import GenerateResponse
-from hfdriver.errors import (
-    HuggingFaceError,
-    HuggingFaceErrorKind,
-    error_from_exception,
-    error_from_response,
-)
-from hfdriver.huggingface._config import ROUTER_URL, RetryPolicy, Timeouts
-from hfdriver.huggingface._retry import call_with_retries
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
+from hfdriver.hub import ROUTER_URL
 from hfdriver.huggingface._stream import HuggingFaceStream
+from hfdriver.openai import parse_response, to_payload
+from hfdriver.transport import (
+    ClientSession,
+    HttpClient,
+    RetryPolicy,
+    Timeouts,
+    call_with_retries,
+    stream_timeout,
+    unary_timeout,
+)
 
 if TYPE_CHECKING:
     from hfdriver.hub import RouterModel, WhoAmI
 
-__all__ = ["HuggingFaceDriver", "USER_AGENT"]
+__all__ = ["HuggingFaceDriver"]
 
 logger = logging.getLogger("hfdriver")
-
-USER_AGENT = f"hfdriver/{__version__} aiohttp/{aiohttp.__version__} python/{platform.python_version()}"
-
-_TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
 def _is_router(base_url: str) -> bool:
@@ -73,15 +67,15 @@ class HuggingFaceDriver:
     def __init__(
         self,
         token: str | Token | None = None,
+        *,
         model: str | None = None,
         base_url: str = ROUTER_URL,
         routing: str | None = None,
         bill_to: str | None = None,
         timeouts: Timeouts = Timeouts(),  # noqa: B008 - frozen value
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen value
-        session: aiohttp.ClientSession | None = None,
+        session: ClientSession | None = None,
         headers: Mapping[str, str] | None = None,
-        *,
         connection_limit: int = 100,
         connection_limit_per_host: int = 0,
         catalogue: Sequence[RouterModel] | None = None,
@@ -104,11 +98,6 @@ class HuggingFaceDriver:
         self._token = resolve_token(token)
         self._token_required = _is_router(base_url)
         self._url = f"{base_url}/chat/completions"
-        self._session = session
-        self._owns_session = session is None
-        self._closed = False
-        self._limit = connection_limit
-        self._limit_per_host = connection_limit_per_host
         self._streams: weakref.WeakSet[HuggingFaceStream] = weakref.WeakSet()
         self._providers_by_model: dict[str, frozenset[str]] | None = None
         self._warned_routes: set[str] = set()
@@ -116,19 +105,24 @@ class HuggingFaceDriver:
             self.use_catalogue(catalogue)
         # A unary answer arrives only once it is fully generated, so silence before it is normal:
         # `total` bounds unary calls, `read` (silence between bytes) bounds streams.
-        self._unary_timeout = aiohttp.ClientTimeout(total=timeouts.total, connect=timeouts.connect)
-        self._stream_timeout = aiohttp.ClientTimeout(
-            total=None, connect=timeouts.connect, sock_read=timeouts.read
-        )
-        base_headers = {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
+        self._unary_timeout = unary_timeout(timeouts)
+        self._stream_timeout = stream_timeout(timeouts)
+        base_headers = {"Content-Type": "application/json"}
         if bill_to:
             base_headers["X-HF-Bill-To"] = bill_to
         if headers:
             base_headers.update(headers)
         if self._token is not None:
             base_headers["Authorization"] = f"Bearer {self._token.reveal()}"
-        self._headers = base_headers
-        self._stream_headers = {**base_headers, "Accept": "text/event-stream"}
+        self._http = HttpClient(
+            session=session,
+            headers=base_headers,
+            secret=self._token,
+            limit=connection_limit,
+            limit_per_host=connection_limit_per_host,
+            owner="HuggingFaceDriver",
+        )
+        self._stream_headers = {**self._http.headers, "Accept": "text/event-stream"}
 
     def __repr__(self) -> str:
         token = self._token.masked if self._token else None
@@ -153,27 +147,9 @@ class HuggingFaceDriver:
 
     async def aclose(self) -> None:
         """Close open streams and the driver's own session (never a caller's session)."""
-        self._closed = True
         for stream in list(self._streams):
             await stream.aclose()
-        session, self._session = self._session, None
-        if session is not None and self._owns_session and not session.closed:
-            await session.close()
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        session = self._session
-        if session is not None:
-            return session
-        if self._closed:
-            raise HuggingFaceError(
-                HuggingFaceErrorKind.CONFIG,
-                "this driver was closed; create a new HuggingFaceDriver",
-            )
-        connector = aiohttp.TCPConnector(
-            limit=self._limit, limit_per_host=self._limit_per_host, ttl_dns_cache=300
-        )
-        self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
-        return self._session
+        await self._http.aclose()
 
     # ------------------------------------------------------------------ requests
     def _encode(self, request: GenerateRequest, *, stream: bool) -> bytes:
@@ -220,8 +196,7 @@ class HuggingFaceDriver:
         """
         from hfdriver.hub import HubClient
 
-        session = self._get_session()
-        hub = HubClient(token=self._token, endpoint=endpoint, session=session)
+        hub = HubClient(self._token, endpoint=endpoint, session=self._http.session)
         who = await hub.whoami()
         if self._token_required and not who.can_call_inference_providers:
             raise HuggingFaceError(
@@ -235,10 +210,6 @@ class HuggingFaceDriver:
         if self._token is None and self._token_required:
             raise HuggingFaceError(HuggingFaceErrorKind.CONFIG, missing_token_message())
 
-    @property
-    def _secret(self) -> str | None:
-        return self._token.reveal() if self._token is not None else None
-
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
         """Send ``request`` and return the whole answer (retried per the :class:`RetryPolicy`)."""
         body = self._encode(request, stream=False)
@@ -246,25 +217,15 @@ class HuggingFaceDriver:
         return await call_with_retries(self.retry, "generate", lambda: self._generate_once(body))
 
     async def _generate_once(self, body: bytes) -> GenerateResponse:
-        session = self._get_session()
+        reply = await self._http.fetch("POST", self._url, data=body, timeout=self._unary_timeout)
+        headers = reply.headers
         try:
-            async with session.post(
-                self._url, data=body, headers=self._headers, timeout=self._unary_timeout
-            ) as resp:
-                raw = await resp.read()
-                status = resp.status
-                headers = resp.headers
-        except _TRANSPORT_ERRORS as exc:
-            raise error_from_exception(exc, phase="request", token=self._secret) from exc
-        if status >= 300:
-            raise error_from_response(status, headers, raw, token=self._secret)
-        try:
-            data = json.loads(raw)
+            data = json.loads(reply.body)
         except ValueError:
             raise HuggingFaceError(
                 HuggingFaceErrorKind.DECODE,
                 "the server answered 200 with a body that is not JSON "
-                f"({raw[:120].decode('utf-8', 'replace')!r}); check that base_url is an OpenAI-compatible /v1",
+                f"({reply.body[:120].decode('utf-8', 'replace')!r}); check that base_url is an OpenAI-compatible /v1",
                 request_id=headers.get("x-request-id"),
                 provider=headers.get("x-inference-provider"),
             ) from None
@@ -272,6 +233,7 @@ class HuggingFaceDriver:
             data,
             provider=headers.get("x-inference-provider"),
             request_id=headers.get("x-request-id"),
+            token=self._token,
         )
 
     def generate_stream(self, request: GenerateRequest) -> HuggingFaceStream:
@@ -279,36 +241,13 @@ class HuggingFaceDriver:
         ``async for chunk in stream``; a bare ``async for`` works too."""
         body = self._encode(request, stream=True)
         self._check_token()
-        stream = HuggingFaceStream(self, body, self._stream_headers)
+        stream = HuggingFaceStream(
+            self._http,
+            self._url,
+            body,
+            headers=self._stream_headers,
+            timeout=self._stream_timeout,
+            retry=self.retry,
+        )
         self._streams.add(stream)
         return stream
-
-    # ------------------------------------------------------------------ transport helpers (streams)
-    async def _post(self, body: bytes, headers: dict[str, str]) -> aiohttp.ClientResponse:
-        """POST and return a response with status < 300 (an error status raises, mapped)."""
-        session = self._get_session()
-        try:
-            resp = await session.post(self._url, data=body, headers=headers, timeout=self._stream_timeout)
-        except _TRANSPORT_ERRORS as exc:
-            raise error_from_exception(exc, phase="request", token=self._secret) from exc
-        if resp.status >= 300:
-            try:
-                raw = await resp.read()
-            except _TRANSPORT_ERRORS:
-                raw = b""
-            finally:
-                resp.release()
-            raise error_from_response(resp.status, resp.headers, raw, token=self._secret)
-        return resp
-
-    async def _read(self, resp: aiohttp.ClientResponse, *, phase: str) -> bytes:
-        try:
-            return await resp.read()
-        except _TRANSPORT_ERRORS as exc:
-            raise error_from_exception(exc, phase=phase, token=self._secret) from exc
-
-    async def _read_chunk(self, resp: aiohttp.ClientResponse, *, phase: str) -> bytes:
-        try:
-            return await resp.content.readany()
-        except _TRANSPORT_ERRORS as exc:
-            raise error_from_exception(exc, phase=phase, token=self._secret) from exc

@@ -5,20 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import deque
+from collections.abc import Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
 
-from hfdriver.dto.convert import parse_chunk, parse_response, structure_chunk
 from hfdriver.dto.response import GenerateResponse
 from hfdriver.dto.stream import ChunkDelta, StreamAssembler, StreamChunk, ToolCallDelta
-from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, error_from_stream_event
-from hfdriver.huggingface._retry import call_with_retries
-from hfdriver.huggingface.sse import SseDecoder, SseEvent
-
-if TYPE_CHECKING:
-    import aiohttp
-
-    from hfdriver.huggingface._driver import HuggingFaceDriver
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
+from hfdriver.openai import SseDecoder, SseEvent, parse_event, parse_response
+from hfdriver.transport import ClientResponse, HttpClient, RequestTimeout, RetryPolicy, call_with_retries
 
 __all__ = ["HuggingFaceStream"]
 
@@ -40,22 +34,37 @@ class HuggingFaceStream:
         "_assembler",
         "_body",
         "_decoder",
-        "_driver",
         "_error",
         "_finished",
         "_headers",
+        "_http",
         "_opened",
         "_ready",
         "_resp",
+        "_retry",
+        "_timeout",
+        "_url",
         "provider",
         "request_id",
     )
 
-    def __init__(self, driver: HuggingFaceDriver, body: bytes, headers: dict[str, str]) -> None:
-        self._driver = driver
+    def __init__(
+        self,
+        http: HttpClient,
+        url: str,
+        body: bytes,
+        *,
+        headers: Mapping[str, str],
+        timeout: RequestTimeout,
+        retry: RetryPolicy,
+    ) -> None:
+        self._http = http
+        self._url = url
         self._body = body
         self._headers = headers
-        self._resp: aiohttp.ClientResponse | None = None
+        self._timeout = timeout
+        self._retry = retry
+        self._resp: ClientResponse | None = None
         self._decoder = SseDecoder()
         self._assembler = StreamAssembler()
         self._ready: deque[StreamChunk] = deque()
@@ -128,9 +137,8 @@ class HuggingFaceStream:
     # ------------------------------------------------------------------ opening (retried)
     async def _open(self) -> None:
         self._opened = True
-        driver = self._driver
         try:
-            await call_with_retries(driver.retry, "stream", self._open_once)
+            await call_with_retries(self._retry, "stream", self._open_once)
         except BaseException:
             self._finished = True
             self._abort()
@@ -142,7 +150,9 @@ class HuggingFaceStream:
         self._assembler = StreamAssembler()
         self._ready.clear()
         self._reset_state()
-        resp = await self._driver._post(self._body, self._headers)
+        resp = await self._http.open(
+            "POST", self._url, data=self._body, headers=self._headers, timeout=self._timeout
+        )
         self._resp = resp
         headers = resp.headers
         self.provider = headers.get("x-inference-provider")
@@ -163,15 +173,17 @@ class HuggingFaceStream:
         self._error = None
         self._finished = False
 
-    async def _whole_body(self, resp: aiohttp.ClientResponse) -> None:
+    async def _whole_body(self, resp: ClientResponse) -> None:
         # Some servers ignore stream=true and answer with one JSON completion: replay it.
-        raw = await self._driver._read(resp, phase="open")
+        raw = await self._http.read_body(resp, phase="open")
         self._release()
         try:
             data = json.loads(raw)
         except ValueError:
             raise self._decode_error(raw.decode("utf-8", "replace")) from None
-        response = parse_response(data)
+        response = parse_response(
+            data, provider=self.provider, request_id=self.request_id, token=self._http.secret
+        )
         for out in response.outputs:
             calls = tuple(ToolCallDelta(i, c.id, c.name, c.arguments) for i, c in enumerate(out.tool_calls))
             delta = ChunkDelta(out.index, out.text, out.reasoning or "", calls, out.finish_reason)
@@ -184,7 +196,7 @@ class HuggingFaceStream:
     async def _pump(self, phase: str = "stream") -> None:
         resp = self._resp
         assert resp is not None
-        data = await self._driver._read_chunk(resp, phase=phase)
+        data = await self._http.read_chunk(resp, phase=phase)
         if not data:
             self._end_without_done()
             return
@@ -205,26 +217,9 @@ class HuggingFaceStream:
             self._ready.extend(self._assembler.end_of_stream())
             self._finished = True
             return True
-        try:
-            obj: Any = json.loads(text)
-        except ValueError:
-            if event.event == "error":
-                raise error_from_stream_event(
-                    {"error": text}, request_id=self.request_id, provider=self.provider
-                ) from None
-            raise self._decode_error(text) from None
-        if event.event == "error" and not (isinstance(obj, dict) and "choices" in obj):
-            raise error_from_stream_event(
-                obj if isinstance(obj, dict) and "error" in obj else {"error": obj},
-                request_id=self.request_id,
-                provider=self.provider,
-            )
-        if type(obj) is not dict:
-            parsed = parse_chunk(obj)  # raises DECODE, naming what came instead
-        elif obj.get("error") and "choices" not in obj:
-            raise error_from_stream_event(obj, request_id=self.request_id, provider=self.provider)
-        else:
-            parsed = structure_chunk(obj)
+        parsed = parse_event(
+            text, event.event, request_id=self.request_id, provider=self.provider, token=self._http.secret
+        )
         chunks = self._assembler.feed(parsed.deltas, parsed.usage, parsed.model, parsed.id)
         if chunks:
             self._ready.extend(chunks)
@@ -246,24 +241,9 @@ class HuggingFaceStream:
             )
 
     async def _drain_and_release(self) -> None:
-        resp = self._resp
-        if resp is None:
-            return
-        content = resp.content
-        drained = 0
-        try:
-            while not content.at_eof() and drained <= _DRAIN_LIMIT:
-                more = await content.readany()
-                if not more:
-                    break
-                drained += len(more)
-        except Exception:
-            self._abort()
-            return
-        if content.at_eof():
-            self._release()
-        else:
-            self._abort()
+        resp, self._resp = self._resp, None
+        if resp is not None:
+            await self._http.finish(resp, drain=_DRAIN_LIMIT)
 
     def _decode_error(self, text: str) -> HuggingFaceError:
         return HuggingFaceError(

@@ -5,8 +5,9 @@ only when used, and a missing one says which ``pip install 'hfdriver[local]'`` t
 """
 
 from hfdriver.local._default import DEFAULT_MODEL_DESCRIPTION, default_model_path
-from hfdriver.local._driver import LocalDriver, LocalStream
+from hfdriver.local._driver import LocalDriver
 from hfdriver.local._store import DEVICES, DownloadProgress, InstalledModel, ModelStore, manifest_key
+from hfdriver.local._stream import LocalStream
 
 __all__ = [
     "DEFAULT_MODEL_DESCRIPTION",

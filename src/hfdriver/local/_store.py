@@ -25,6 +25,7 @@ import attrs
 from hfdriver.auth import Token, resolve_token
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 from hfdriver.hub import GgufFile, HubClient, hub_offline
+from hfdriver.transport import map_download_error
 
 __all__ = ["DEVICES", "DownloadProgress", "InstalledModel", "ModelStore", "manifest_key"]
 
@@ -84,45 +85,6 @@ def _hub_module() -> Any:
             "downloading models needs huggingface-hub: pip install 'hfdriver[local]'",
         ) from None
     return huggingface_hub
-
-
-def _map_hub_error(exc: Exception, what: str) -> HuggingFaceError:
-    response = getattr(exc, "response", None)
-    status = getattr(response, "status_code", None)
-    name = type(exc).__name__
-    if status == 404 or name in (
-        "RepositoryNotFoundError",
-        "EntryNotFoundError",
-        "RevisionNotFoundError",
-        "RemoteEntryNotFoundError",
-    ):
-        return HuggingFaceError(
-            HuggingFaceErrorKind.NOT_FOUND, f"{what} was not found on the Hub ({name})", status=status
-        )
-    if status in (401, 403) or name == "GatedRepoError":
-        return HuggingFaceError(
-            HuggingFaceErrorKind.PERMISSION
-            if status == 403 or name == "GatedRepoError"
-            else HuggingFaceErrorKind.AUTHENTICATION,
-            f"{what}: access denied ({name}); log in with `hfdriver login`, and accept the model's licence on its page if it is gated",
-            status=status,
-        )
-    if "Consistency check failed" in str(exc) or ("size" in str(exc).lower() and "should be" in str(exc)):
-        return HuggingFaceError(
-            HuggingFaceErrorKind.STREAM,
-            f"{what}: the download was incomplete ({exc}); run the pull again to resume",
-            retryable=True,
-        )
-    if isinstance(exc, (ConnectionError, TimeoutError)) or "Connection" in name or "Timeout" in name:
-        return HuggingFaceError(
-            HuggingFaceErrorKind.CONNECTION,
-            f"{what}: the download failed ({name}: {exc}); run the pull again to resume",
-        )
-    return HuggingFaceError(
-        HuggingFaceErrorKind.SERVER if status and status >= 500 else HuggingFaceErrorKind.CONNECTION,
-        f"{what}: {name}: {exc}",
-        status=status,
-    )
 
 
 def _sha256(path: Path) -> str:
@@ -227,7 +189,7 @@ class ModelStore:
         return self.endpoint or os.environ.get("HF_ENDPOINT") or None
 
     async def _list_files(self, repo_id: str, revision: str) -> builtins.list[GgufFile]:
-        async with HubClient(token=self._token, endpoint=self._endpoint()) as hub:
+        async with HubClient(self._token, endpoint=self._endpoint()) as hub:
             return await hub.list_gguf_files(repo_id, revision)
 
     async def choose_file(
@@ -334,7 +296,7 @@ class ModelStore:
         except HuggingFaceError:
             raise
         except Exception as exc:
-            raise _map_hub_error(exc, what) from exc
+            raise map_download_error(exc, what, secret=self._token) from exc
         size = local.stat().st_size
         if target.size and size != target.size:
             self._discard(local)

@@ -18,10 +18,10 @@ from aiohttp import web
 
 from hfdriver._version import __version__
 from hfdriver.driver import Driver
-from hfdriver.dto.inbound import chunk_payload, request_from_payload, response_payload
 from hfdriver.dto.request import GenerateRequest
 from hfdriver.dto.response import Usage
-from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
+from hfdriver.errors import KINDS, HuggingFaceError, HuggingFaceErrorKind
+from hfdriver.openai import chunk_payload, request_from_payload, response_payload
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "OpenAIServer", "create_app", "error_status"]
 
@@ -32,35 +32,16 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9231
 DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
-_STATUS: dict[HuggingFaceErrorKind, tuple[int, str]] = {
-    K.INVALID_REQUEST: (400, "invalid_request_error"),
-    K.BAD_REQUEST: (400, "invalid_request_error"),
-    K.MODEL_NOT_SUPPORTED: (400, "invalid_request_error"),
-    K.VALIDATION: (422, "invalid_request_error"),
-    K.AUTHENTICATION: (401, "authentication_error"),
-    K.PAYMENT_REQUIRED: (402, "insufficient_quota"),
-    K.PERMISSION: (403, "permission_error"),
-    K.NOT_FOUND: (404, "not_found_error"),
-    K.GONE: (410, "invalid_request_error"),
-    K.RATE_LIMITED: (429, "rate_limit_error"),
-    K.MODEL_LOADING: (503, "server_error"),
-    K.OVERLOADED: (503, "server_error"),
-    K.SERVER: (502, "server_error"),
-    K.TIMEOUT: (504, "timeout_error"),
-    K.CONNECTION: (502, "server_error"),
-    K.STREAM: (502, "server_error"),
-    K.DECODE: (502, "server_error"),
-    K.CONFIG: (500, "server_error"),
-}
-
 
 def error_status(kind: HuggingFaceErrorKind) -> int:
-    """The HTTP status the server answers for an error of ``kind``."""
-    return _STATUS[kind][0]
+    """The HTTP status the server answers for an error of ``kind`` (its row in the kind table)."""
+    return KINDS[kind].served_status
 
 
 def _error_body(kind: HuggingFaceErrorKind, message: str, *, param: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": _STATUS[kind][1], "param": param, "code": kind.value}}
+    return {
+        "error": {"message": message, "type": KINDS[kind].openai_type, "param": param, "code": kind.value}
+    }
 
 
 def _error_response(error: HuggingFaceError) -> web.Response:

@@ -4,13 +4,16 @@
 ``/v1/chat/completions`` (unary and SSE) and ``/v1/models``. Script it with
 :class:`FakeResponse` values (status, headers, JSON bodies or SSE events, network chunk
 splitting, per-chunk delays, stalls and disconnects), or let it echo.
+
+``instant_retries()`` / ``set_testing(True)`` (from :mod:`hfdriver.transport`) keep retry
+attempts but make every wait zero; both restore the previous setting when used with ``with``.
 """
 
-from hfdriver.huggingface._retry import instant_retries
 from hfdriver.testing._fake_hub import FakeHub, default_hub_models, default_repo_files, whoami_body
 from hfdriver.testing._fake_ollama import FakeOllama
 from hfdriver.testing._fake_router import DEFAULT_MODELS, FakeRouter, RecordedRequest
 from hfdriver.testing._responses import FakeResponse, completion_body, split_bytes, stream_events
+from hfdriver.transport import instant_retries, set_testing
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -23,6 +26,7 @@ __all__ = [
     "default_hub_models",
     "default_repo_files",
     "instant_retries",
+    "set_testing",
     "split_bytes",
     "stream_events",
     "whoami_body",

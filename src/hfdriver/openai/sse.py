@@ -30,10 +30,6 @@ class SseEvent(NamedTuple):
     id: str | None = None
     retry: int | None = None
 
-    @property
-    def type(self) -> str:
-        return self.event or "message"
-
 
 class SseDecoder:
     """Feed network chunks with :meth:`feed`; call :meth:`close` at the end of the stream.
@@ -119,12 +115,11 @@ class SseDecoder:
                 self._line(line, events)
         return events
 
-    def close(self) -> list[SseEvent]:
+    def close(self) -> None:
         """End of stream: per the spec, an unterminated event is dropped. Resets the decoder."""
         self._pending.clear()
         self._reset_block()
         self._skip_lf = False
-        return []
 
     def _reset_block(self) -> None:
         self._data.clear()

@@ -26,7 +26,7 @@ from hfdriver.dto.request import (
 )
 from hfdriver.dto.response import GenerateResponse, Usage
 from hfdriver.dto.stream import StreamChunk
-from hfdriver.errors._error import invalid_request
+from hfdriver.errors import invalid_request
 
 __all__ = ["chunk_payload", "request_from_payload", "response_payload", "usage_payload"]
 

@@ -1,10 +1,11 @@
-"""Conversions between the generic DTOs and the chat-completions wire format (cattrs).
+"""Answers in: OpenAI chat-completions JSON as provider-neutral DTOs.
 
-``to_payload`` turns a :class:`GenerateRequest` into router JSON through the wire DTOs and a
-cattrs converter that omits unset fields. ``parse_response`` / ``parse_chunk`` turn server JSON
-into generic DTOs through structure hooks registered on the same converter; they accept every
-shape recorded in the conformance corpus and raise nothing but ``HuggingFaceError(DECODE)``
-(or the mapped kind, for an ``{"error": ...}`` body).
+One parser for everything that arrives: :func:`parse_response` for a whole answer,
+:func:`parse_event` / :func:`parse_chunk` for stream events (the router stream, a replayed
+unary body, llama.cpp's chunks in the local driver). One rule, :func:`error_payload`, says
+whether what arrived is an error report rather than an answer. They accept every shape recorded
+in the conformance corpus and raise nothing but ``HuggingFaceError``: ``DECODE`` for a body that
+is not a chat completion, the mapped kind for an error report.
 """
 
 from __future__ import annotations
@@ -13,155 +14,21 @@ import json
 from typing import Any, NamedTuple
 
 import attrs
-import cattrs
 
-from hfdriver.dto.request import (
-    GenerateRequest,
-    Image,
-    Message,
-    Role,
-    Text,
-    ToolCall,
-    ToolResult,
-)
+from hfdriver.dto.request import ToolCall
 from hfdriver.dto.response import GenerateResponse, Output, Usage, finish_reason_of
 from hfdriver.dto.stream import ChunkDelta, ToolCallDelta
-from hfdriver.dto.wire import (
-    WireChatRequest,
-    WireContentPart,
-    WireFunction,
-    WireFunctionCall,
-    WireImageUrl,
-    WireJsonSchema,
-    WireMessage,
-    WireResponseFormat,
-    WireStreamOptions,
-    WireTool,
-    WireToolCall,
-)
-from hfdriver.errors._error import HuggingFaceError, HuggingFaceErrorKind, invalid_request
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, Secret, error_from_stream_event
+from hfdriver.openai.payload import converter
 
 __all__ = [
     "ParsedChunk",
-    "converter",
+    "error_payload",
     "parse_chunk",
+    "parse_event",
     "parse_response",
-    "resolve_model",
     "structure_chunk",
-    "to_payload",
-    "to_wire",
 ]
-
-converter = cattrs.Converter(omit_if_default=True)
-
-_HUB_PREFIX = "huggingface/"
-
-
-# --------------------------------------------------------------------------- request -> wire
-
-
-def resolve_model(model: str | None, routing: str | None) -> str:
-    """The model string to send: ``huggingface/`` prefix stripped, routing suffix appended."""
-    if not model:
-        raise invalid_request(
-            "model",
-            "no model given: set it on the request or the driver, e.g. 'meta-llama/Llama-3.2-1B-Instruct'",
-        )
-    if model.startswith(_HUB_PREFIX) and model.count("/") == 2:
-        model = model[len(_HUB_PREFIX) :]
-    if routing and ":" not in model:
-        model = f"{model}:{routing}"
-    return model
-
-
-def _wire_content(msg: Message) -> str | list[WireContentPart] | None:
-    content = msg.content
-    if msg.role is Role.ASSISTANT:
-        texts = [c.text for c in content if isinstance(c, Text)]
-        return "".join(texts) if texts else None
-    if len(content) == 1 and isinstance(content[0], Text):
-        return content[0].text
-    parts: list[WireContentPart] = []
-    for item in content:
-        if isinstance(item, Text):
-            parts.append(WireContentPart("text", text=item.text))
-        elif isinstance(item, Image):
-            parts.append(WireContentPart("image_url", image_url=WireImageUrl(item.as_url(), item.detail)))
-        else:  # pragma: no cover - Message validation forbids it
-            raise invalid_request(
-                "messages", f"{type(item).__name__} cannot be sent in a {msg.role.value} message"
-            )
-    return parts
-
-
-def _wire_message(msg: Message) -> WireMessage:
-    if msg.role is Role.TOOL:
-        result = msg.content[0]
-        assert isinstance(result, ToolResult)
-        return WireMessage("tool", result.content, name=result.name, tool_call_id=result.tool_call_id)
-    calls = [
-        WireToolCall(c.id, "function", WireFunctionCall(c.name, c.arguments))
-        for c in msg.content
-        if isinstance(c, ToolCall)
-    ]
-    return WireMessage(msg.role.value, _wire_content(msg), name=msg.name, tool_calls=calls or None)
-
-
-def to_wire(
-    request: GenerateRequest,
-    *,
-    model: str | None = None,
-    routing: str | None = None,
-    stream: bool = False,
-) -> WireChatRequest:
-    """The wire DTO for ``request``; ``model`` / ``routing`` are the driver's defaults."""
-    fmt = request.response_format
-    wire_fmt = None
-    if fmt is not None:
-        schema = WireJsonSchema(fmt.name, dict(fmt.schema), fmt.strict) if fmt.schema is not None else None
-        wire_fmt = WireResponseFormat(fmt.type, schema)
-    tool_choice: str | dict[str, Any] | None = request.tool_choice
-    if tool_choice is not None and tool_choice not in ("auto", "none", "required"):
-        tool_choice = {"type": "function", "function": {"name": tool_choice}}
-    return WireChatRequest(
-        model=resolve_model(request.model or model, request.routing or routing),
-        messages=[_wire_message(m) for m in request.messages],
-        max_tokens=request.max_tokens,
-        temperature=request.temperature,
-        top_p=request.top_p,
-        stop=list(request.stop) or None,
-        seed=request.seed,
-        frequency_penalty=request.frequency_penalty,
-        presence_penalty=request.presence_penalty,
-        tools=[
-            WireTool("function", WireFunction(t.name, t.description, dict(t.parameters), t.strict))
-            for t in request.tools
-        ]
-        or None,
-        tool_choice=tool_choice,
-        response_format=wire_fmt,
-        stream=True if stream else None,
-        stream_options=WireStreamOptions(True) if stream and request.stream_usage else None,
-    )
-
-
-def to_payload(
-    request: GenerateRequest,
-    *,
-    model: str | None = None,
-    routing: str | None = None,
-    stream: bool = False,
-) -> dict[str, Any]:
-    """Chat-completions JSON (a dict) for ``request``; unset fields are omitted."""
-    payload: dict[str, Any] = converter.unstructure(
-        to_wire(request, model=model, routing=routing, stream=stream)
-    )
-    if request.extra:
-        payload.update(request.extra)
-    return payload
-
-
-# --------------------------------------------------------------------------- wire -> response
 
 
 def _decode_error(what: str, detail: str) -> HuggingFaceError:
@@ -247,17 +114,27 @@ def _reasoning(message: dict[str, Any]) -> str:
     return _text_of(value) if value is not None else ""
 
 
-def _raise_embedded_error(data: dict[str, Any]) -> None:
-    if "error" in data and data["error"] and "choices" not in data:
-        from hfdriver.errors._mapping import error_from_stream_event
+def error_payload(obj: Any, event: str | None = None) -> Any | None:
+    """The one rule for "this is an error report, not an answer"; returns the report or None.
 
-        raise error_from_stream_event(data)
+    An ``event: error`` stream event is one (unless it carries ``choices``: a chunk mislabelled),
+    and so is a JSON object with a non-empty ``error`` and no ``choices``, whether it came as a
+    whole body or as a stream event.
+    """
+    if event == "error":
+        if isinstance(obj, dict):
+            if "choices" in obj:
+                return None
+            return obj if "error" in obj else {"error": obj}
+        return {"error": obj}
+    if type(obj) is dict and obj.get("error") and "choices" not in obj:
+        return obj
+    return None
 
 
 def _structure_response(data: Any, _cls: type[GenerateResponse]) -> GenerateResponse:
     if not isinstance(data, dict):
         raise _decode_error("answer", f"a JSON {type(data).__name__}, not an object")
-    _raise_embedded_error(data)
     choices = data.get("choices")
     if not isinstance(choices, list):
         raise _decode_error("answer", "no 'choices' list")
@@ -301,9 +178,19 @@ converter.register_structure_hook(GenerateResponse, _structure_response)
 
 
 def parse_response(
-    data: Any, *, provider: str | None = None, request_id: str | None = None
+    data: Any,
+    *,
+    provider: str | None = None,
+    request_id: str | None = None,
+    token: str | Secret | None = None,
 ) -> GenerateResponse:
-    """A chat-completion JSON object as a :class:`GenerateResponse`."""
+    """A chat-completion JSON object as a :class:`GenerateResponse`.
+
+    A body that is an error report (see :func:`error_payload`) raises its mapped kind.
+    """
+    report = error_payload(data)
+    if report is not None:
+        raise error_from_stream_event(report, request_id=request_id, provider=provider, token=token)
     response = converter.structure(data, GenerateResponse)
     if provider is not None or request_id is not None:
         response = attrs.evolve(response, provider=provider, request_id=request_id)
@@ -379,16 +266,50 @@ def structure_chunk(data: dict[str, Any]) -> ParsedChunk:
         raise _decode_error("stream event", str(exc) or type(exc).__name__) from None
 
 
-def _structure_chunk(data: Any, _cls: type[ParsedChunk]) -> ParsedChunk:
+def parse_chunk(
+    data: Any,
+    *,
+    event: str | None = None,
+    request_id: str | None = None,
+    provider: str | None = None,
+    token: str | Secret | None = None,
+) -> ParsedChunk:
+    """A ``chat.completion.chunk`` JSON value as a :class:`ParsedChunk`.
+
+    ``event`` is the SSE event type when there was one. An error report raises its mapped kind
+    (with ``request_id`` / ``provider``, ``token`` redacted); anything else that is not a
+    chunk raises ``DECODE``.
+    """
+    if type(data) is dict and event is None and not data.get("error"):
+        return structure_chunk(data)  # the hot path: an ordinary chunk
+    report = error_payload(data, event)
+    if report is not None:
+        raise error_from_stream_event(report, request_id=request_id, provider=provider, token=token)
     if not isinstance(data, dict):
         raise _decode_error("stream event", f"a JSON {type(data).__name__}, not an object")
-    _raise_embedded_error(data)
     return structure_chunk(data)
 
 
-converter.register_structure_hook(ParsedChunk, _structure_chunk)
-
-
-def parse_chunk(data: Any) -> ParsedChunk:
-    """A ``chat.completion.chunk`` JSON object as a :class:`ParsedChunk`."""
-    return converter.structure(data, ParsedChunk)
+def parse_event(
+    data: str,
+    event: str | None = None,
+    *,
+    request_id: str | None = None,
+    provider: str | None = None,
+    token: str | Secret | None = None,
+) -> ParsedChunk:
+    """One SSE event's ``data`` (JSON text) as a :class:`ParsedChunk`; see :func:`parse_chunk`."""
+    try:
+        obj: Any = json.loads(data)
+    except ValueError:
+        if event == "error":
+            raise error_from_stream_event(
+                {"error": data}, request_id=request_id, provider=provider, token=token
+            ) from None
+        raise HuggingFaceError(
+            HuggingFaceErrorKind.DECODE,
+            f"the stream sent an event that is not JSON: {data[:200]!r}",
+            request_id=request_id,
+            provider=provider,
+        ) from None
+    return parse_chunk(obj, event=event, request_id=request_id, provider=provider, token=token)

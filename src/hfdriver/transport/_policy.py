@@ -1,14 +1,12 @@
-"""Small frozen values that configure the driver: :class:`Timeouts` and :class:`RetryPolicy`."""
+"""Small frozen values that configure every client: :class:`Timeouts` and :class:`RetryPolicy`."""
 
 from __future__ import annotations
 
 import attrs
 
-from hfdriver.errors._error import HuggingFaceError, HuggingFaceErrorKind
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 
-__all__ = ["ROUTER_URL", "RetryPolicy", "Timeouts"]
-
-ROUTER_URL = "https://router.huggingface.co/v1"
+__all__ = ["RetryPolicy", "Timeouts"]
 
 
 def _positive(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
@@ -19,6 +17,13 @@ def _positive(_inst: object, attr: attrs.Attribute[float], value: float) -> None
 def _non_negative(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
     if not value >= 0:
         raise HuggingFaceError(HuggingFaceErrorKind.CONFIG, f"{attr.name} must be >= 0, got {value!r}")
+
+
+def _at_least_one(_inst: object, attr: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise HuggingFaceError(
+            HuggingFaceErrorKind.CONFIG, f"{attr.name} must be an integer >= 1, got {value!r}"
+        )
 
 
 @attrs.frozen(slots=True)
@@ -56,7 +61,7 @@ class RetryPolicy:
     1
     """
 
-    attempts: int = attrs.field(default=4, validator=attrs.validators.ge(1))
+    attempts: int = attrs.field(default=4, validator=_at_least_one)
     deadline: float = attrs.field(default=120.0, validator=_positive)
     initial_backoff: float = attrs.field(default=0.5, validator=_non_negative)
     max_backoff: float = attrs.field(default=10.0, validator=_non_negative)

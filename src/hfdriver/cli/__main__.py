@@ -1,0 +1,5 @@
+"""``python -m hfdriver.cli``."""
+
+from hfdriver.cli._app import run
+
+run()

@@ -1,0 +1,75 @@
+"""The ``hfdriver`` entry point: assembles the command modules, runs one, maps failures to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+
+from hfdriver._version import __version__
+from hfdriver.cli import auth, chat, config, local, models, ollama, serve
+from hfdriver.cli._common import UsageError, global_options, out
+from hfdriver.errors import HuggingFaceError
+
+__all__ = ["build_parser", "main", "run"]
+
+# One module per command group; each registers its subparsers and their handlers.
+COMMANDS = (chat, models, auth, config, local, serve, ollama)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hfdriver", description="Hugging Face inference from the command line."
+    )
+    parser.add_argument("--version", action="version", version=f"hfdriver {__version__}")
+    global_options(parser, suppress=False)
+    shared = argparse.ArgumentParser(add_help=False)
+    global_options(shared, suppress=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        command.register(sub, [shared])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code.
+
+    Exit codes: 0 ok, 1 error (one line: the kind and what to do; a traceback only with
+    --debug), 2 usage, 130 interrupted.
+    """
+    args = build_parser().parse_args(argv)
+    if args.debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+    else:
+        logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        result = args.func(args)  # an int, or a coroutine for the commands that do I/O
+        return int(asyncio.run(result) if inspect.iscoroutine(result) else result)
+    except KeyboardInterrupt:
+        out("interrupted", stream=sys.stderr)
+        return 130
+    except UsageError as exc:
+        out(f"hfdriver: {exc}", stream=sys.stderr)
+        return 2
+    except HuggingFaceError as exc:
+        if args.debug:
+            traceback.print_exc()
+        out(f"error: {exc.kind.name}: {exc.message}", stream=sys.stderr)
+        return 1
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc()
+        out(
+            f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            stream=sys.stderr,
+        )
+        return 1
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

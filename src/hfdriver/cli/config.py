@@ -1,0 +1,108 @@
+"""``hfdriver config init|show``: write a commented configuration, show the one in effect."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from hfdriver.cli._common import llm_config, out
+from hfdriver.config import token_for
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
+from hfdriver.transport import RetryPolicy, Timeouts
+
+__all__ = ["CONFIG_TEMPLATE", "register"]
+
+CONFIG_TEMPLATE = """\
+# hfdriver configuration. Found as --config, $HFDRIVER_CONFIG, ./hfdriver.toml or
+# ~/.config/hfdriver/config.toml. `hfdriver config show` prints what is in effect.
+
+[llm]
+# "huggingface" (the Inference Providers router), "huggingface-endpoint" (any
+# OpenAI-compatible /v1: Inference Endpoints, TGI, vLLM, llama.cpp, Ollama) or a plugin.
+provider = "huggingface"
+model = "meta-llama/Llama-3.2-1B-Instruct"
+# routing = "fastest"            # fastest | cheapest | preferred | a provider such as "together"
+# bill_to = "my-org"             # bill an organisation (X-HF-Bill-To)
+# base_url = "http://127.0.0.1:8000/v1"
+max_tokens = 512                 # defaults for requests that do not set them
+# temperature = 0.7
+
+[llm.auth]
+# Where the token comes from; without this table: HF_TOKEN & co., then the token file.
+# api_key_env = "HUGGINGFACE_API_TOKEN"
+# token_file = "~/.cache/huggingface/token"
+
+[llm.retry]
+# attempts = 4
+# max_retry_after = 60
+
+[llm.timeouts]
+# connect = 10
+# read = 60        # silence allowed between streamed bytes
+# total = 300      # bound for a non-streamed answer
+
+# Profiles inherit [llm] and override what they set: hfdriver --profile local-vllm chat ...
+[profiles.local-vllm]
+provider = "huggingface-endpoint"
+base_url = "http://127.0.0.1:8000/v1"
+model = "Qwen/Qwen2.5-7B-Instruct"
+"""
+
+
+def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    config = sub.add_parser("config", parents=parents, help="configuration files").add_subparsers(
+        dest="config_command", metavar="SUBCOMMAND", required=True
+    )
+    init = config.add_parser("init", parents=parents, help="write a commented hfdriver.toml")
+    init.add_argument("--path", default="hfdriver.toml")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    init.set_defaults(func=run_init)
+    show = config.add_parser("show", parents=parents, help="the resolved settings (token redacted)")
+    show.set_defaults(func=run_show)
+
+
+def run_init(args: argparse.Namespace) -> int:
+    path = Path(args.path)
+    if path.exists() and not args.force:
+        raise HuggingFaceError(
+            HuggingFaceErrorKind.CONFIG, f"{path} already exists; pass --force to overwrite it"
+        )
+    path.write_text(CONFIG_TEMPLATE, encoding="utf-8")
+    out(f"wrote {path}")
+    return 0
+
+
+def _changed(value: Any, default: Any) -> str:
+    """``name=value`` for the fields of a frozen value that differ from its defaults."""
+    fields = [f.name for f in value.__attrs_attrs__]
+    return ", ".join(f"{n}={getattr(value, n)}" for n in fields if getattr(value, n) != getattr(default, n))
+
+
+def run_show(args: argparse.Namespace) -> int:
+    config, llm = llm_config(args)
+    out(f"file: {config.path or '(none found: defaults)'}")
+    out(
+        f"profile: {args.profile or '[llm]'}"
+        + (f" (profiles: {', '.join(sorted(config.profiles))})" if config.profiles else "")
+    )
+    for name in ("provider", "model", "base_url", "routing", "bill_to", "max_tokens", "temperature"):
+        value = getattr(llm, name)
+        out(f"{name}: {value if value is not None else '-'}")
+    for name, default in (("retry", RetryPolicy()), ("timeouts", Timeouts())):
+        changed = _changed(getattr(llm, name), default)
+        if changed:
+            out(f"{name}: {changed}")
+    if llm.options:
+        out("options: " + ", ".join(f"{k}={v}" for k, v in llm.options.items()))
+    try:
+        token = token_for(llm, config.path, f"profiles.{args.profile}" if args.profile else "llm")
+    except HuggingFaceError as exc:
+        out(f"token: unavailable ({exc.message})")
+    else:
+        out(
+            f"token: {token.masked} (from {token.source})"
+            if token
+            else "token: none found (set HF_TOKEN or run `hfdriver login`)"
+        )
+    return 0

@@ -1,0 +1,80 @@
+"""``hfdriver local pull|list|rm``: GGUF models from the Hub, verified and installed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from hfdriver.cli._common import progress_bar
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
+
+__all__ = ["register"]
+
+
+def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    local = sub.add_parser("local", parents=parents, help="local GGUF models").add_subparsers(
+        dest="local_command", metavar="SUBCOMMAND", required=True
+    )
+    pull = local.add_parser(
+        "pull", parents=parents, help="download a GGUF model from the Hub: REPO[:QUANT] or REPO --file F"
+    )
+    pull.add_argument("model", help="REPO[:QUANT], e.g. bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M")
+    pull.add_argument("--file", help="a GGUF file of the repository, instead of a quantization")
+    pull.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    pull.set_defaults(func=run_pull)
+    local.add_parser("list", parents=parents, help="installed local models").set_defaults(func=run_list)
+    rm = local.add_parser(
+        "rm", parents=parents, help="remove an installed model (KEY from `hfdriver local list`)"
+    )
+    rm.add_argument("key")
+    rm.set_defaults(func=run_rm)
+
+
+async def run_list(args: argparse.Namespace) -> int:
+    from hfdriver.local import ModelStore
+
+    models = ModelStore().list()
+    if not models:
+        print(
+            "no local models installed; try: hfdriver local pull bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M",
+            file=sys.stderr,
+        )
+        return 0
+    for m in models:
+        print(f"{m.key}  {m.size / 1e6:,.1f} MB  {m.path}")
+    return 0
+
+
+async def run_rm(args: argparse.Namespace) -> int:
+    from hfdriver.local import ModelStore
+
+    removed = ModelStore().remove(args.key)
+    print(f"removed {removed.key}")
+    return 0
+
+
+async def run_pull(args: argparse.Namespace) -> int:
+    from hfdriver.local import DownloadProgress, ModelStore
+
+    repo, _, quant = args.model.partition(":")
+    if not quant and not args.file:
+        raise HuggingFaceError(
+            HuggingFaceErrorKind.INVALID_REQUEST,
+            f"model: give a quantization ({repo}:Q4_K_M) or --file NAME.gguf",
+        )
+
+    def show(progress: DownloadProgress) -> None:
+        size = f"{progress.downloaded / 1e6:,.1f}/{(progress.total or 0) / 1e6:,.1f} MB"
+        print(
+            f"\r{progress.filename} {progress_bar(progress.fraction)} {size}",
+            end="\n" if progress.done else "",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    model = await ModelStore().pull(
+        repo, quantization=quant or None, file=args.file, device=args.device, on_progress=show
+    )
+    print(f"installed {model.key} at {model.path}")
+    return 0

@@ -1,0 +1,225 @@
+"""The configuration's schema: what ``[llm]`` and ``[profiles.*]`` may hold, checked once.
+
+A file looks like this (``hfdriver config init`` writes a commented one)::
+
+    [llm]
+    provider = "huggingface"          # or "huggingface-endpoint", "huggingface-local", a plugin
+    model = "meta-llama/Llama-3.2-1B-Instruct"
+    routing = "fastest"               # optional: fastest | cheapest | preferred | <provider>
+    max_tokens = 512                  # defaults applied to requests that leave them unset
+    temperature = 0.7
+
+    [llm.auth]
+    api_key_env = "HUGGINGFACE_API_TOKEN"   # or token_file = "~/.cache/huggingface/token"
+
+    [llm.retry]                      # RetryPolicy fields
+    attempts = 4
+
+    [llm.timeouts]                   # Timeouts fields
+    read = 120
+
+    [profiles.local-vllm]            # inherits [llm], overrides what it sets
+    provider = "huggingface-endpoint"
+    base_url = "http://127.0.0.1:8000/v1"
+
+:func:`parse_config` validates a parsed document into frozen values; ``retry`` and ``timeouts``
+are held as the :class:`RetryPolicy` and :class:`Timeouts` every client takes.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from hfdriver.dto.request import validate_routing
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
+from hfdriver.transport import RetryPolicy, Timeouts
+
+__all__ = [
+    "AuthConfig",
+    "Config",
+    "LLMConfig",
+    "config_error",
+    "parse_config",
+    "unknown_key_error",
+]
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class AuthConfig:
+    """Where the token comes from: an environment variable, a file, or the standard lookup."""
+
+    api_key_env: str | None = None
+    token_file: str | None = None
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class LLMConfig:
+    """The resolved settings of ``[llm]`` or of one profile (already merged over ``[llm]``)."""
+
+    provider: str = "huggingface"
+    model: str | None = None
+    base_url: str | None = None
+    routing: str | None = None
+    bill_to: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    auth: AuthConfig = AuthConfig()
+    retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    timeouts: Timeouts = attrs.field(factory=Timeouts)
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+    """Free-form settings for third-party drivers (``[llm.options]``)."""
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Config:
+    """A loaded configuration file (``path`` is None when no file was found)."""
+
+    llm: LLMConfig = LLMConfig()
+    profiles: Mapping[str, LLMConfig] = attrs.field(factory=dict)
+    path: Path | None = None
+
+    def profile(self, name: str | None = None) -> LLMConfig:
+        """``[llm]``, or profile ``name`` merged over it."""
+        if name is None:
+            return self.llm
+        try:
+            return self.profiles[name]
+        except KeyError:
+            known = ", ".join(sorted(self.profiles)) or "none defined"
+            raise config_error(self.path, f"profile {name!r} is not defined (profiles: {known})") from None
+
+
+# ---------------------------------------------------------------------------- schema
+
+_SCALARS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "provider": (str, "a string"),
+    "model": (str, "a string such as 'meta-llama/Llama-3.2-1B-Instruct'"),
+    "base_url": (str, "an http(s):// URL"),
+    "routing": (str, "'fastest', 'cheapest', 'preferred' or a provider name"),
+    "bill_to": (str, "an organisation name"),
+    "max_tokens": (int, "an integer >= 1"),
+    "temperature": ((int, float), "a number between 0 and 2"),
+}
+_TABLES: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
+    "auth": {"api_key_env": (str, "an environment variable name"), "token_file": (str, "a file path")},
+    "retry": {
+        "attempts": (int, "an integer >= 1"),
+        "deadline": ((int, float), "seconds"),
+        "initial_backoff": ((int, float), "seconds"),
+        "max_backoff": ((int, float), "seconds"),
+        "jitter": ((int, float), "seconds"),
+        "max_retry_after": ((int, float), "seconds"),
+    },
+    "timeouts": {
+        "connect": ((int, float), "seconds"),
+        "read": ((int, float), "seconds"),
+        "total": ((int, float), "seconds"),
+    },
+}
+
+
+def config_error(path: Path | None, problem: str) -> HuggingFaceError:
+    """A ``CONFIG`` error naming the file (or that none was found) and the problem."""
+    where = str(path) if path is not None else "hfdriver configuration (no file found)"
+    return HuggingFaceError(HuggingFaceErrorKind.CONFIG, f"{where}: {problem}")
+
+
+def unknown_key_error(path: Path | None, table: str, key: str, known: Iterable[str]) -> HuggingFaceError:
+    """``[table] key 'x' is not known; did you mean 'y'?`` (or the known keys)."""
+    known = list(known)
+    close = (
+        difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+        or [k for k in known if k.startswith(key)][:1]
+    )
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(known))}"
+    return config_error(path, f"[{table}] key {key!r} is not known{hint}")
+
+
+def _check_type(
+    path: Path | None, table: str, key: str, value: Any, spec: tuple[type | tuple[type, ...], str]
+) -> None:
+    expected, words = spec
+    if isinstance(value, bool) and bool not in (expected if isinstance(expected, tuple) else (expected,)):
+        ok = False
+    else:
+        ok = isinstance(value, expected)
+    if not ok:
+        raise config_error(path, f"[{table}] {key} must be {words}, got {type(value).__name__} {value!r}")
+
+
+def _parse_llm(path: Path | None, table: str, data: Any, base: LLMConfig | None) -> LLMConfig:
+    if not isinstance(data, dict):
+        raise config_error(path, f"[{table}] must be a table")
+    fields: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _SCALARS:
+            _check_type(path, table, key, value, _SCALARS[key])
+            fields[key] = value
+        elif key in _TABLES:
+            if not isinstance(value, dict):
+                raise config_error(path, f"[{table}.{key}] must be a table")
+            for sub, sub_value in value.items():
+                if sub not in _TABLES[key]:
+                    raise unknown_key_error(path, f"{table}.{key}", sub, _TABLES[key])
+                _check_type(path, f"{table}.{key}", sub, sub_value, _TABLES[key][sub])
+            fields[key] = value
+        elif key == "options":
+            if not isinstance(value, dict):
+                raise config_error(path, f"[{table}.options] must be a table")
+            fields[key] = value
+        else:
+            raise unknown_key_error(path, table, key, [*_SCALARS, *_TABLES, "options"])
+    start = base or LLMConfig()
+    auth = fields.pop("auth", None)
+    merged: dict[str, Any] = {}
+    if "options" in fields:
+        merged["options"] = {**start.options, **fields.pop("options")}
+    for name in ("retry", "timeouts"):
+        if name in fields:
+            try:  # the values validate themselves, once: a profile's table merges over [llm]'s
+                merged[name] = attrs.evolve(getattr(start, name), **fields.pop(name))
+            except HuggingFaceError as exc:
+                raise config_error(path, f"[{table}.{name}] {exc.message}") from None
+    if auth is not None:
+        merged["auth"] = attrs.evolve(start.auth, **auth)
+        if "api_key_env" in auth and "token_file" not in auth:
+            merged["auth"] = attrs.evolve(merged["auth"], token_file=None)
+        elif "token_file" in auth and "api_key_env" not in auth:
+            merged["auth"] = attrs.evolve(merged["auth"], api_key_env=None)
+    config = attrs.evolve(start, **fields, **merged)
+    _validate(path, table, config)
+    return config
+
+
+def _validate(path: Path | None, table: str, config: LLMConfig) -> None:
+    if config.max_tokens is not None and config.max_tokens < 1:
+        raise config_error(path, f"[{table}] max_tokens must be an integer >= 1, got {config.max_tokens}")
+    if config.temperature is not None and not 0 <= config.temperature <= 2:
+        raise config_error(path, f"[{table}] temperature must be between 0 and 2, got {config.temperature}")
+    if config.base_url is not None and not config.base_url.startswith(("http://", "https://")):
+        raise config_error(path, f"[{table}] base_url must be an http(s):// URL, got {config.base_url!r}")
+    if config.auth.api_key_env and config.auth.token_file:
+        raise config_error(path, f"[{table}.auth] set api_key_env or token_file, not both")
+    if config.routing is not None:
+        try:
+            validate_routing(config.routing)
+        except HuggingFaceError as exc:
+            raise config_error(path, f"[{table}] {exc.message}") from None
+
+
+def parse_config(data: Mapping[str, Any], path: Path | None = None) -> Config:
+    """Validate a parsed TOML document (``[llm]`` and ``[profiles.*]``)."""
+    for key in data:
+        if key not in ("llm", "profiles"):
+            raise unknown_key_error(path, "top level", key, ["llm", "profiles"])
+    llm = _parse_llm(path, "llm", data.get("llm", {}), None)
+    profiles_data = data.get("profiles", {})
+    if not isinstance(profiles_data, dict):
+        raise config_error(path, "[profiles] must hold tables such as [profiles.fast]")
+    profiles = {name: _parse_llm(path, f"profiles.{name}", body, llm) for name, body in profiles_data.items()}
+    return Config(llm=llm, profiles=profiles, path=path)

@@ -1,0 +1,54 @@
+"""The ``huggingface`` and ``huggingface-endpoint`` providers of the configuration registry.
+
+``pyproject.toml`` declares them in the ``hfdriver.drivers`` entry-point group, as a plugin would.
+"""
+
+from __future__ import annotations
+
+from hfdriver.auth import Token
+from hfdriver.config import LLMConfig, Provider
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
+from hfdriver.hub import ROUTER_URL
+from hfdriver.huggingface._driver import HuggingFaceDriver
+
+__all__ = ["ENDPOINT", "ROUTER"]
+
+
+def _router(config: LLMConfig, token: Token | None) -> HuggingFaceDriver:
+    return HuggingFaceDriver(
+        token,
+        model=config.model,
+        base_url=config.base_url or ROUTER_URL,
+        routing=config.routing,
+        bill_to=config.bill_to,
+        timeouts=config.timeouts,
+        retry=config.retry,
+    )
+
+
+def _endpoint(config: LLMConfig, token: Token | None) -> HuggingFaceDriver:
+    if not config.base_url:
+        raise HuggingFaceError(
+            HuggingFaceErrorKind.CONFIG,
+            "provider 'huggingface-endpoint' needs base_url, e.g. 'http://127.0.0.1:8000/v1' (vLLM), "
+            "'http://127.0.0.1:8080/v1' (TGI, llama.cpp) or 'http://127.0.0.1:11434/v1' (Ollama)",
+        )
+    return HuggingFaceDriver(
+        token,
+        model=config.model,
+        base_url=config.base_url,
+        routing=config.routing,
+        bill_to=config.bill_to,
+        timeouts=config.timeouts,
+        retry=config.retry,
+    )
+
+
+ROUTER = Provider(
+    create=_router, requires_model=True, description="the Hugging Face Inference Providers router"
+)
+ENDPOINT = Provider(
+    create=_endpoint,
+    requires_model=True,
+    description="any OpenAI-compatible /v1: Inference Endpoints, TGI, vLLM, llama.cpp, Ollama",
+)

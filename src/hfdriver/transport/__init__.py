@@ -1,0 +1,70 @@
+"""The transport: the only owner of aiohttp for clients, with retries and timeouts beside it.
+
+- :class:`HttpClient` creates (or borrows) the session, sends, bounds what it reads and maps
+  every transport failure to :class:`~hfdriver.HuggingFaceError` in one table;
+- :class:`RetryPolicy` and :class:`Timeouts` are the frozen values every client is configured
+  with; :func:`call_with_retries` runs a call under a policy (tenacity);
+- retry hooks receive a :class:`RetryDetails` per scheduled retry (:func:`set_on_retry_hooks`);
+  :func:`set_testing` zeroes every wait, for tests.
+
+The router driver, ``HubClient``, ``ModelStore`` and the Ollama client use it; outside this
+package only ``hfdriver.server`` and ``hfdriver.testing`` import aiohttp (an import contract
+checks it).
+"""
+
+from hfdriver.transport._errors import TRANSPORT_ERRORS, map_download_error, map_transport_error
+from hfdriver.transport._http import (
+    DEFAULT_MAX_BODY_BYTES,
+    ERROR_BODY_BYTES,
+    USER_AGENT,
+    ClientResponse,
+    ClientSession,
+    HttpClient,
+    Reply,
+    RequestTimeout,
+    request_timeout,
+    stream_timeout,
+    unary_timeout,
+)
+from hfdriver.transport._policy import RetryPolicy, Timeouts
+from hfdriver.transport._retry import (
+    RetryDetails,
+    RetryHook,
+    call_with_retries,
+    get_on_retry_hooks,
+    instant_retries,
+    is_retryable,
+    is_testing,
+    log_retry,
+    set_on_retry_hooks,
+    set_testing,
+)
+
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "ERROR_BODY_BYTES",
+    "TRANSPORT_ERRORS",
+    "USER_AGENT",
+    "ClientResponse",
+    "ClientSession",
+    "HttpClient",
+    "Reply",
+    "RequestTimeout",
+    "RetryDetails",
+    "RetryHook",
+    "RetryPolicy",
+    "Timeouts",
+    "call_with_retries",
+    "get_on_retry_hooks",
+    "instant_retries",
+    "is_retryable",
+    "is_testing",
+    "log_retry",
+    "map_download_error",
+    "map_transport_error",
+    "request_timeout",
+    "set_on_retry_hooks",
+    "set_testing",
+    "stream_timeout",
+    "unary_timeout",
+]
