@@ -3,21 +3,11 @@
 Nothing here knows a wire format; :mod:`hfdriver.openai` converts these to and from JSON.
 """
 
-from hfdriver.dto.builders import GenerateRequestBuilder, MessageBuilder, ToolSpecBuilder
-from hfdriver.dto.request import (
-    GenerateRequest,
-    Image,
-    Input,
-    Message,
-    ResponseFormat,
-    Role,
-    Text,
-    ToolCall,
-    ToolResult,
-    ToolSpec,
-)
+from hfdriver.dto.message import Image, Input, Message, MessageBuilder, Role, Text, ToolCall, ToolResult
+from hfdriver.dto.request import GenerateRequest, GenerateRequestBuilder
 from hfdriver.dto.response import FinishReason, GenerateResponse, Output, Usage
 from hfdriver.dto.stream import StreamAssembler, StreamChunk
+from hfdriver.dto.tools import ResponseFormat, ToolSpec, ToolSpecBuilder
 
 __all__ = [
     "FinishReason",

@@ -1,4 +1,4 @@
-"""Provider-neutral request DTOs: frozen, slotted attrs classes validated on creation.
+"""The request: :class:`GenerateRequest` and its builder, validated on creation.
 
 Every instance is valid: the constructor, :func:`attrs.evolve` and the builders all run the
 same checks and raise ``HuggingFaceError(kind=INVALID_REQUEST)`` naming the field.
@@ -6,23 +6,21 @@ same checks and raise ``HuggingFaceError(kind=INVALID_REQUEST)`` naming the fiel
 
 from __future__ import annotations
 
-import base64
-import enum
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any
 
 import attrs
 
-from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, invalid_request
+from hfdriver.dto.message import Image, Input, Message, Role, Text, ToolCall, ToolResult
+from hfdriver.dto.tools import ResponseFormat, ToolSpec, freeze_mapping
+from hfdriver.errors import invalid_request
 
-if TYPE_CHECKING:
-    from hfdriver.dto.builders import GenerateRequestBuilder, MessageBuilder, ToolSpecBuilder
-
+# Message, ToolSpec & co. are re-exported: they live in .message and .tools.
 __all__ = [
     "GenerateRequest",
+    "GenerateRequestBuilder",
     "Image",
     "Input",
     "Message",
@@ -38,7 +36,6 @@ __all__ = [
 
 MAX_STOP_SEQUENCES = 4
 ROUTING_POLICIES = ("fastest", "cheapest", "preferred")
-_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _PROVIDER = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _RESERVED_EXTRA = frozenset(
     {
@@ -56,254 +53,6 @@ _RESERVED_EXTRA = frozenset(
         "seed",
     }
 )
-
-
-class Role(str, enum.Enum):
-    """Who speaks a message."""
-
-    SYSTEM = "system"
-    USER = "user"
-    ASSISTANT = "assistant"
-    TOOL = "tool"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-@attrs.frozen(slots=True)
-class Text:
-    """A piece of text."""
-
-    text: str = attrs.field(validator=attrs.validators.instance_of(str))
-
-
-def _check_image(inst: Image, _a: attrs.Attribute[Any], _v: Any) -> None:
-    if (inst.url is None) == (inst.data is None):
-        raise invalid_request("Image", "give exactly one of url= or data= (bytes)")
-    if inst.url is not None:
-        if not isinstance(inst.url, str) or not inst.url.startswith(("http://", "https://", "data:")):
-            raise invalid_request("Image.url", "must be an http(s):// or data: URL")
-    else:
-        if not isinstance(inst.data, bytes) or not inst.data:
-            raise invalid_request("Image.data", "must be non-empty bytes")
-        if not inst.mime_type or not inst.mime_type.startswith("image/"):
-            raise invalid_request("Image.mime_type", "bytes need an image MIME type such as 'image/png'")
-    if inst.detail not in (None, "auto", "low", "high"):
-        raise invalid_request("Image.detail", "must be 'auto', 'low' or 'high'")
-
-
-@attrs.frozen(slots=True)
-class Image:
-    """An image: a URL, or bytes plus a MIME type (sent as a ``data:`` URL)."""
-
-    url: str | None = attrs.field(default=None, kw_only=True)
-    data: bytes | None = attrs.field(
-        default=None, kw_only=True, repr=lambda d: f"<{len(d)} bytes>" if d else "None"
-    )
-    mime_type: str | None = attrs.field(default=None, kw_only=True)
-    detail: str | None = attrs.field(default=None, kw_only=True, validator=_check_image)
-
-    @classmethod
-    def from_url(cls, url: str, *, detail: str | None = None) -> Image:
-        return cls(url=url, detail=detail)
-
-    @classmethod
-    def from_bytes(cls, data: bytes, mime_type: str, *, detail: str | None = None) -> Image:
-        return cls(data=data, mime_type=mime_type, detail=detail)
-
-    def as_url(self) -> str:
-        """The URL to send: the URL itself, or a base64 ``data:`` URL for bytes."""
-        if self.url is not None:
-            return self.url
-        assert self.data is not None
-        return f"data:{self.mime_type};base64,{base64.b64encode(self.data).decode('ascii')}"
-
-
-@attrs.frozen(slots=True)
-class ToolCall:
-    """A function call the assistant asked for. ``arguments`` is the JSON text of the arguments."""
-
-    id: str = attrs.field(validator=attrs.validators.instance_of(str))
-    name: str = attrs.field(validator=attrs.validators.instance_of(str))
-    arguments: str = attrs.field(default="{}", validator=attrs.validators.instance_of(str))
-
-    def parsed_arguments(self) -> Any:
-        """The arguments as Python values; ``DECODE`` if the model produced invalid JSON."""
-        try:
-            return json.loads(self.arguments) if self.arguments.strip() else {}
-        except ValueError as exc:
-            raise HuggingFaceError(
-                HuggingFaceErrorKind.DECODE,
-                f"tool call {self.name!r} has arguments that are not valid JSON ({exc}): "
-                f"{self.arguments[:200]!r}",
-            ) from None
-
-
-@attrs.frozen(slots=True)
-class ToolResult:
-    """The result of a tool call, sent back in a ``tool`` message."""
-
-    tool_call_id: str = attrs.field(validator=attrs.validators.instance_of(str))
-    content: str = attrs.field(validator=attrs.validators.instance_of(str))
-    name: str | None = attrs.field(default=None, kw_only=True)
-
-    def __attrs_post_init__(self) -> None:
-        if not self.tool_call_id:
-            raise invalid_request(
-                "ToolResult.tool_call_id", "is empty; pass the id of the ToolCall it answers"
-            )
-
-
-Input: TypeAlias = "Text | Image | ToolCall | ToolResult"
-_INPUT_TYPES = (Text, Image, ToolCall, ToolResult)
-_ALLOWED: dict[Role, tuple[type, ...]] = {
-    Role.SYSTEM: (Text,),
-    Role.USER: (Text, Image),
-    Role.ASSISTANT: (Text, ToolCall),
-    Role.TOOL: (ToolResult,),
-}
-
-
-def _to_inputs(value: str | Input | Iterable[str | Input]) -> tuple[Input, ...]:
-    if isinstance(value, str):
-        return (Text(value),)
-    if isinstance(value, _INPUT_TYPES):
-        return (value,)
-    return tuple(Text(v) if isinstance(v, str) else v for v in value)
-
-
-@attrs.frozen(slots=True)
-class Message:
-    """One turn of a conversation: a role and a tuple of inputs.
-
-    >>> Message.user("Hello").text
-    'Hello'
-    """
-
-    role: Role = attrs.field(converter=Role)
-    content: tuple[Input, ...] = attrs.field(converter=_to_inputs)
-    name: str | None = attrs.field(default=None, kw_only=True)
-
-    def __attrs_post_init__(self) -> None:
-        allowed = _ALLOWED[self.role]
-        for item in self.content:
-            if not isinstance(item, allowed):
-                what = type(item).__name__
-                raise invalid_request(
-                    f"Message({self.role.value}).content",
-                    f"a {self.role.value} message cannot carry {what}; allowed: "
-                    + ", ".join(t.__name__ for t in allowed),
-                )
-        if self.role is Role.TOOL:
-            if len(self.content) != 1:
-                raise invalid_request(
-                    "Message(tool).content",
-                    "a tool message carries exactly one ToolResult; use Message.tool(tool_call_id, content)",
-                )
-        elif self.role is not Role.ASSISTANT and not self.content:
-            raise invalid_request(f"Message({self.role.value}).content", "is empty")
-
-    @classmethod
-    def system(cls, text: str) -> Message:
-        return cls(Role.SYSTEM, text)
-
-    @classmethod
-    def user(cls, *content: str | Text | Image) -> Message:
-        return cls(Role.USER, content)
-
-    @classmethod
-    def assistant(cls, text: str | None = None, *, tool_calls: Iterable[ToolCall] = ()) -> Message:
-        inputs: list[Input] = [Text(text)] if text else []
-        inputs.extend(tool_calls)
-        return cls(Role.ASSISTANT, inputs)
-
-    @classmethod
-    def tool(cls, tool_call_id: str, content: str, *, name: str | None = None) -> Message:
-        return cls(Role.TOOL, (ToolResult(tool_call_id, content, name=name),))
-
-    @property
-    def text(self) -> str:
-        """The text inputs joined (what most people mean by "the message")."""
-        return "".join(i.text for i in self.content if isinstance(i, Text))
-
-    @property
-    def tool_calls(self) -> tuple[ToolCall, ...]:
-        return tuple(i for i in self.content if isinstance(i, ToolCall))
-
-    @staticmethod
-    def builder(role: Role | str = Role.USER) -> MessageBuilder:
-        from hfdriver.dto.builders import MessageBuilder
-
-        return MessageBuilder(role)
-
-
-def _freeze_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return {} if value is None else dict(value)
-
-
-@attrs.frozen(slots=True)
-class ToolSpec:
-    """A function the model may call: name, description, JSON-schema parameters."""
-
-    name: str
-    description: str | None = None
-    parameters: Mapping[str, Any] = attrs.field(
-        factory=lambda: {"type": "object", "properties": {}}, converter=_freeze_mapping
-    )
-    strict: bool | None = attrs.field(default=None, kw_only=True)
-
-    def __attrs_post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _TOOL_NAME.match(self.name):
-            raise invalid_request(
-                "ToolSpec.name",
-                f"{self.name!r} is not a valid tool name: use 1-64 letters, digits, '_' or '-'",
-            )
-        if self.parameters.get("type", "object") != "object":
-            raise invalid_request("ToolSpec.parameters", "must be a JSON schema of type 'object'")
-
-    @staticmethod
-    def builder(name: str) -> ToolSpecBuilder:
-        from hfdriver.dto.builders import ToolSpecBuilder
-
-        return ToolSpecBuilder(name)
-
-
-@attrs.frozen(slots=True)
-class ResponseFormat:
-    """What shape the answer must take: ``text``, ``json_object`` or ``json_schema``."""
-
-    type: str = "text"
-    schema: Mapping[str, Any] | None = attrs.field(default=None, kw_only=True)
-    name: str = attrs.field(default="response", kw_only=True)
-    strict: bool | None = attrs.field(default=None, kw_only=True)
-
-    def __attrs_post_init__(self) -> None:
-        if self.type not in ("text", "json_object", "json_schema"):
-            raise invalid_request(
-                "response_format.type", f"{self.type!r}: use 'text', 'json_object' or 'json_schema'"
-            )
-        if self.type == "json_schema" and not isinstance(self.schema, Mapping):
-            raise invalid_request("response_format.schema", "json_schema needs a schema (a dict)")
-        if self.type != "json_schema" and self.schema is not None:
-            raise invalid_request(
-                "response_format.schema", f"only json_schema takes a schema, not {self.type}"
-            )
-        if not _TOOL_NAME.match(self.name):
-            raise invalid_request("response_format.name", "use 1-64 letters, digits, '_' or '-'")
-
-    @classmethod
-    def text(cls) -> ResponseFormat:
-        return cls("text")
-
-    @classmethod
-    def json_object(cls) -> ResponseFormat:
-        return cls("json_object")
-
-    @classmethod
-    def json_schema(
-        cls, schema: Mapping[str, Any], *, name: str = "response", strict: bool | None = None
-    ) -> ResponseFormat:
-        return cls("json_schema", schema=dict(schema), name=name, strict=strict)
 
 
 def validate_routing(routing: str, field: str = "routing") -> str:
@@ -361,7 +110,7 @@ class GenerateRequest:
     response_format: ResponseFormat | None = None
     stream_usage: bool = True
     routing: str | None = None
-    extra: Mapping[str, Any] = attrs.field(factory=dict, converter=_freeze_mapping)
+    extra: Mapping[str, Any] = attrs.field(factory=dict, converter=freeze_mapping)
 
     def __attrs_post_init__(self) -> None:
         self._validate_messages()
@@ -447,6 +196,114 @@ class GenerateRequest:
     @staticmethod
     def builder() -> GenerateRequestBuilder:
         """A mutable builder whose ``build()`` returns a validated request."""
-        from hfdriver.dto.builders import GenerateRequestBuilder
-
         return GenerateRequestBuilder()
+
+
+class GenerateRequestBuilder:
+    """Build a :class:`GenerateRequest`; ``build()`` validates.
+
+    >>> req = GenerateRequest.builder().model("org/m").system("Be brief.").user("Hi").build()
+    >>> [m.role.value for m in req.messages]
+    ['system', 'user']
+    """
+
+    def __init__(self) -> None:
+        self._messages: list[Message] = []
+        self._fields: dict[str, Any] = {}
+        self._tools: list[ToolSpec] = []
+        self._extra: dict[str, Any] = {}
+
+    # -- messages
+    def message(self, message: Message) -> GenerateRequestBuilder:
+        self._messages.append(message)
+        return self
+
+    def messages(self, messages: Iterable[Message]) -> GenerateRequestBuilder:
+        self._messages.extend(messages)
+        return self
+
+    def system(self, text: str) -> GenerateRequestBuilder:
+        return self.message(Message.system(text))
+
+    def user(self, *content: str | Text | Image) -> GenerateRequestBuilder:
+        return self.message(Message.user(*content))
+
+    def assistant(
+        self, text: str | None = None, *, tool_calls: Iterable[ToolCall] = ()
+    ) -> GenerateRequestBuilder:
+        return self.message(Message.assistant(text, tool_calls=tool_calls))
+
+    def tool_result(self, tool_call_id: str, content: str) -> GenerateRequestBuilder:
+        return self.message(Message.tool(tool_call_id, content))
+
+    # -- sampling
+    def model(self, model: str) -> GenerateRequestBuilder:
+        return self._set("model", model)
+
+    def max_tokens(self, value: int) -> GenerateRequestBuilder:
+        return self._set("max_tokens", value)
+
+    def temperature(self, value: float) -> GenerateRequestBuilder:
+        return self._set("temperature", value)
+
+    def top_p(self, value: float) -> GenerateRequestBuilder:
+        return self._set("top_p", value)
+
+    def stop(self, *sequences: str) -> GenerateRequestBuilder:
+        return self._set("stop", sequences)
+
+    def seed(self, value: int) -> GenerateRequestBuilder:
+        return self._set("seed", value)
+
+    def frequency_penalty(self, value: float) -> GenerateRequestBuilder:
+        return self._set("frequency_penalty", value)
+
+    def presence_penalty(self, value: float) -> GenerateRequestBuilder:
+        return self._set("presence_penalty", value)
+
+    # -- tools and output shape
+    def tool(self, tool: ToolSpec) -> GenerateRequestBuilder:
+        self._tools.append(tool)
+        return self
+
+    def tools(self, tools: Iterable[ToolSpec]) -> GenerateRequestBuilder:
+        self._tools.extend(tools)
+        return self
+
+    def tool_choice(self, choice: str) -> GenerateRequestBuilder:
+        return self._set("tool_choice", choice)
+
+    def response_format(self, fmt: ResponseFormat) -> GenerateRequestBuilder:
+        return self._set("response_format", fmt)
+
+    def json_object(self) -> GenerateRequestBuilder:
+        return self.response_format(ResponseFormat.json_object())
+
+    def json_schema(
+        self, schema: Mapping[str, Any], *, name: str = "response", strict: bool | None = None
+    ) -> GenerateRequestBuilder:
+        return self.response_format(ResponseFormat.json_schema(schema, name=name, strict=strict))
+
+    # -- routing and escape hatch
+    def routing(self, routing: str) -> GenerateRequestBuilder:
+        return self._set("routing", routing)
+
+    def stream_usage(self, include: bool = True) -> GenerateRequestBuilder:
+        return self._set("stream_usage", include)
+
+    def extra(self, **params: Any) -> GenerateRequestBuilder:
+        self._extra.update(params)
+        return self
+
+    def _set(self, name: str, value: Any) -> GenerateRequestBuilder:
+        self._fields[name] = value
+        return self
+
+    def build(self) -> GenerateRequest:
+        """Return the validated request; raises ``HuggingFaceError(kind=INVALID_REQUEST)``."""
+        return GenerateRequest(
+            messages=tuple(self._messages),
+            tools=tuple(self._tools),
+            extra=dict(self._extra),
+            **self._fields,
+        )
