@@ -18,15 +18,20 @@ test *args:
 test-api:
     {{python}} -m pytest -q -m api tests/api -rs
 
-# ruff lint + format check on src/ and tests/.
+# ruff lint + format check, and the architecture contracts (import-linter).
 lint:
-    {{python}} -m ruff check src tests benchmarks examples
-    {{python}} -m ruff format --check src tests benchmarks examples
+    {{python}} -m ruff check src tests benchmarks examples scripts
+    {{python}} -m ruff format --check src tests benchmarks examples scripts
+    {{venv}}/bin/lint-imports
 
 # Format the code.
 fmt:
-    {{python}} -m ruff format src tests benchmarks examples
-    {{python}} -m ruff check --fix src tests benchmarks examples
+    {{python}} -m ruff format src tests benchmarks examples scripts
+    {{python}} -m ruff check --fix src tests benchmarks examples scripts
+
+# Regenerate the docs drawn from code (HUGGINGFACE.md's table of error kinds).
+docs:
+    {{python}} scripts/render_docs.py
 
 # mypy --strict on the library.
 typecheck:

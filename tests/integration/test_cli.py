@@ -325,3 +325,26 @@ async def test_chat_local_uses_the_embedded_model(env: dict[str, object]) -> Non
     assert result.code == 0, result.err
     assert result.out.strip()
     assert "Gemma 3 270M" in result.err and "base" in result.err
+
+
+async def test_global_options_work_before_and_after_the_subcommand(env: dict[str, object]) -> None:
+    router: FakeRouter = env["router"]  # type: ignore[assignment]
+    config: Path = env["config"]  # type: ignore[assignment]
+    config.write_text(
+        config.read_text() + f'\n[profiles.other]\nmodel = "other/model"\nbase_url = "{router.base_url}"\n'
+    )
+    after = await cli(env, "chat", "--profile", "other", "hi", "--json")
+    before = await cli(env, "--profile", "other", "chat", "hi", "--json")
+    assert after.code == 0 and before.code == 0, (after.err, before.err)
+    assert [r.json["model"] for r in router.requests] == ["other/model", "other/model"]
+
+    # A value given before the subcommand is not reset by the subcommand's own parser.
+    shown = await cli(env, "--profile", "other", "config", "show")
+    assert shown.code == 0 and "model: other/model" in shown.out, shown.err
+    # --config and --debug after a nested subcommand.
+    elsewhere = Path(str(env["tmp"])) / "elsewhere.toml"
+    elsewhere.write_text('[llm]\nmodel = "from/elsewhere"\n')
+    nested = await cli(env, "config", "show", "--config", str(elsewhere), "--debug")
+    assert nested.code == 0 and "model: from/elsewhere" in nested.out, nested.err
+    missing = await cli(env, "config", "show", "--profile", "nope")
+    assert missing.code == 1 and "profile 'nope' is not defined" in missing.err

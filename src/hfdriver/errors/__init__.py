@@ -22,11 +22,12 @@ from hfdriver.errors._mapping import (
     parse_retry_after,
 )
 from hfdriver.errors._redact import Secret, mask, redact
-from hfdriver.errors._table import KINDS, KindInfo, kind_info, kinds_markdown_table, kinds_tree
+from hfdriver.errors._table import GROUPS, KINDS, KindInfo, kind_info, kinds_markdown_table, kinds_tree
 
 __doc__ = (__doc__ or "").replace("{tree}", "\n".join("    " + line for line in kinds_tree().splitlines()))
 
 __all__ = [
+    "GROUPS",
     "KINDS",
     "MAX_BODY_CHARS",
     "MAX_MESSAGE_CHARS",

@@ -50,6 +50,8 @@ class KindInfo(NamedTuple):
     """HTTP statuses that mean this kind (the other 4xx are BAD_REQUEST, 5xx SERVER)."""
     codes: tuple[str, ...] = ()
     """Server error ``type``/``code``/``error_type`` values that mean this kind, whatever the status."""
+    retry_note: str = ""
+    """The exception to ``retryable``, for the docs ("except 501/505")."""
 
 
 KINDS: Mapping[HuggingFaceErrorKind, KindInfo] = {
@@ -213,12 +215,13 @@ KINDS: Mapping[HuggingFaceErrorKind, KindInfo] = {
     ),
     K.SERVER: KindInfo(
         group="status",
-        brief="5xx (501/505 not retried)",
+        brief="5xx",
         cause="other 5xx",
         remedy="retried (not 501/505); report `request_id` if it persists",
         retryable=True,
         served_status=502,
         openai_type="server_error",
+        retry_note="except 501/505",
     ),
     K.TIMEOUT: KindInfo(
         group="transport",
@@ -229,6 +232,7 @@ KINDS: Mapping[HuggingFaceErrorKind, KindInfo] = {
         served_status=504,
         openai_type="timeout_error",
         statuses=(408,),
+        retry_note="except connect timeouts",
     ),
     K.CONNECTION: KindInfo(
         group="transport",
@@ -277,7 +281,9 @@ def kinds_tree() -> str:
         for m_index, (kind, row) in enumerate(members):
             branch = "└" if m_index == len(members) - 1 else "├"
             stem = " " if last_group else "│"
-            retried = "  (retried)" if row.retryable else ""
+            retried = (
+                ("  (retried" + (f", {row.retry_note})" if row.retry_note else ")")) if row.retryable else ""
+            )
             lines.append(f"{stem}   {branch}── {kind.name.ljust(width)}{row.brief}{retried}")
         if not last_group:
             lines.append("│")
@@ -291,7 +297,7 @@ def kinds_markdown_table() -> str:
         "|---|---|---|---|---|",
     ]
     for kind, row in KINDS.items():
-        retried = "yes" if row.retryable else ("connect only" if kind is K.TIMEOUT else "no")
+        retried = ("yes" if row.retryable else "no") + (f", {row.retry_note}" if row.retry_note else "")
         lines.append(
             f"| `{kind.name}` | {row.cause} | {row.remedy} | {retried} | {row.served_status} `{row.openai_type}` |"
         )
