@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -128,12 +130,10 @@ async def test_refused_and_timed_out_are_mapped(server: str) -> None:
     assert slow.value.kind is K.TIMEOUT
 
 
-class _client:  # noqa: N801 - reads as a function at the call sites
-    def __init__(self, **kwargs: str | dict[str, str]) -> None:
-        self.http = HttpClient(**kwargs)  # type: ignore[arg-type]
-
-    async def __aenter__(self) -> HttpClient:
-        return self.http
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.http.aclose()
+@contextlib.asynccontextmanager
+async def _client(**kwargs: Any) -> AsyncIterator[HttpClient]:
+    http = HttpClient(**kwargs)
+    try:
+        yield http
+    finally:
+        await http.aclose()

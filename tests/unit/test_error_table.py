@@ -90,11 +90,13 @@ async def test_serve_answers_with_the_rows_status_and_type(kind: HuggingFaceErro
 
         async def aclose(self) -> None: ...
 
-    async with OpenAIServer(Failing(), port=0) as server, aiohttp.ClientSession() as http:  # type: ignore[arg-type]
-        async with http.post(
-            f"{server.base_url}/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]}
-        ) as resp:
-            body = await resp.json()
+    payload = {"messages": [{"role": "user", "content": "hi"}]}
+    async with (
+        OpenAIServer(Failing(), port=0) as server,  # type: ignore[arg-type]
+        aiohttp.ClientSession() as http,
+        http.post(f"{server.base_url}/chat/completions", json=payload) as resp,
+    ):
+        body = await resp.json()
     row = KINDS[kind]
     assert resp.status == row.served_status == error_status(kind)
     assert body["error"]["type"] == row.openai_type and body["error"]["code"] == kind.value
