@@ -1,26 +1,6 @@
 """The configuration's schema: what ``[llm]`` and ``[profiles.*]`` may hold, checked once.
 
-A file looks like this (``hfdriver config init`` writes a commented one)::
-
-    [llm]
-    provider = "huggingface"          # or "huggingface-endpoint", "huggingface-local", a plugin
-    model = "meta-llama/Llama-3.2-1B-Instruct"
-    routing = "fastest"               # optional: fastest | cheapest | preferred | <provider>
-    max_tokens = 512                  # defaults applied to requests that leave them unset
-    temperature = 0.7
-
-    [llm.auth]
-    api_key_env = "HUGGINGFACE_API_TOKEN"   # or token_file = "~/.cache/huggingface/token"
-
-    [llm.retry]                      # RetryPolicy fields
-    attempts = 4
-
-    [llm.timeouts]                   # Timeouts fields
-    read = 120
-
-    [profiles.local-vllm]            # inherits [llm], overrides what it sets
-    provider = "huggingface-endpoint"
-    base_url = "http://127.0.0.1:8000/v1"
+(The package docstring, :mod:`hfdriver.config`, shows a whole file.)
 
 :func:`parse_config` validates a parsed document into frozen values; ``retry`` and ``timeouts``
 are held as the :class:`RetryPolicy` and :class:`Timeouts` every client takes.

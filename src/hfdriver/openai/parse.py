@@ -312,4 +312,6 @@ def parse_event(
             request_id=request_id,
             provider=provider,
         ) from None
+    if type(obj) is dict and event is None and not obj.get("error"):
+        return structure_chunk(obj)  # the hot path, inline: one call less per streamed event
     return parse_chunk(obj, event=event, request_id=request_id, provider=provider, token=token)

@@ -226,8 +226,11 @@ class HttpClient:
                 status = resp.status
                 if status >= 300:
                     raise await self._error(resp)
-                body = await self._read_body(resp, max_bytes, "response")
-                return Reply(status, resp.headers, body)
+                headers = resp.headers
+                length = resp.content_length
+                if length is not None and length <= max_bytes and _CONTENT_ENCODING not in headers:
+                    return Reply(status, headers, await resp.read())  # the common case, inline
+                return Reply(status, headers, await self._read_body(resp, max_bytes, "response"))
         except TRANSPORT_ERRORS as exc:
             raise self._map(exc, "request") from exc
 
