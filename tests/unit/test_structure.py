@@ -91,7 +91,8 @@ def test_chat_and_serve_local_go_through_the_registry(monkeypatch: pytest.Monkey
         ({"choices": [{"delta": {"content": "x"}}]}, None, False),
         ({"error": {"message": "no"}}, None, True),
         ({"error": None, "choices": []}, None, False),
-        ({"error": "no", "choices": []}, None, False),  # a chunk that carries an error field is a chunk
+        ({"error": "no", "choices": []}, None, True),  # content first, then the error
+        ({"error": "", "choices": []}, None, False),
         ({"message": "no"}, "error", True),
         ({"choices": []}, "error", False),  # a mislabelled chunk
         ("overloaded", "error", True),

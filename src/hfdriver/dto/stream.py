@@ -51,6 +51,11 @@ class ChunkDelta(NamedTuple):
     finish_reason: FinishReason | str | None = None
 
 
+def _carries(delta: ChunkDelta) -> bool:
+    """Whether a wire delta says anything: text, reasoning, tool-call fragments or a finish."""
+    return bool(delta.text or delta.reasoning or delta.tool_calls or delta.finish_reason is not None)
+
+
 class _PendingCall:
     __slots__ = ("arguments", "id", "name")
 
@@ -97,8 +102,11 @@ class StreamAssembler:
         if usage is not None:
             self.usage = usage
         if self._held:
-            if usage is not None and not deltas:
-                self._held = [attrs.evolve(c, usage=usage) for c in self._held]
+            if not any(_carries(d) for d in deltas):
+                # Nothing new for the caller (no choices, or empty deltas): a trailing usage
+                # lands on the finishing chunk still held.
+                if usage is not None:
+                    self._held = [attrs.evolve(c, usage=usage) for c in self._held]
                 return out
             out.extend(self._held)
             self._held = []
@@ -148,7 +156,8 @@ class StreamAssembler:
             index=index,
             tool_calls=calls,
             finish_reason=delta.finish_reason,
-            usage=usage,
+            # usage seen earlier on an empty chunk still reaches the finishing chunk
+            usage=usage if usage is not None or delta.finish_reason is None else self.usage,
             model=self.model,
             id=self.id,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import re
 import time
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ from hfdriver.errors._table import KINDS
 __all__ = [
     "MAX_BODY_CHARS",
     "MAX_MESSAGE_CHARS",
+    "MAX_PARSED_BYTES",
     "clip",
     "error_from_response",
     "error_from_stream_event",
@@ -32,6 +34,8 @@ K = HuggingFaceErrorKind
 
 MAX_MESSAGE_CHARS = 500
 MAX_BODY_CHARS = 4000
+MAX_PARSED_BYTES = 1024 * 1024
+"""Only this much of an error body is looked at: the rest cannot change what it means."""
 
 # Built from the kind table: the statuses and server codes each kind claims.
 _STATUS_KINDS: dict[int, HuggingFaceErrorKind] = {
@@ -66,6 +70,11 @@ def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
         if key.lower() == lowered:
             return val
     return None
+
+
+def _scrub(value: str | None, token: str | Secret | None) -> str | None:
+    """A server-chosen header value, bounded and with any secret redacted, fit to show."""
+    return None if value is None else redact(clip(value, 200), token)
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -150,9 +159,11 @@ def _parse_error_object(data: Any) -> _Parsed:
                 out.codes.append(val)
             elif isinstance(val, int) and not isinstance(val, bool) and 100 <= val <= 599:
                 out.status_hint = val
-        hint = err.get("http_status_code", err.get("status"))
-        if isinstance(hint, int) and not isinstance(hint, bool) and 100 <= hint <= 599:
-            out.status_hint = hint
+        for key in ("http_status_code", "status_code", "status"):
+            hint = err.get(key)
+            if isinstance(hint, int) and not isinstance(hint, bool) and 100 <= hint <= 599:
+                out.status_hint = hint
+                break
     elif err is not None:
         out.message = _as_text(err)
     elif "detail" in data:
@@ -166,7 +177,7 @@ def _parse_error_object(data: Any) -> _Parsed:
         if isinstance(val, str) and val:
             out.codes.append(val)
     estimated = data.get("estimated_time")
-    if isinstance(estimated, (int, float)) and not isinstance(estimated, bool) and estimated >= 0:
+    if isinstance(estimated, (int, float)) and not isinstance(estimated, bool) and 0 <= estimated < math.inf:
         out.estimated_time = float(estimated)
     return out
 
@@ -212,13 +223,14 @@ def error_from_response(
     ``token`` is scrubbed from the message and body (as are anything that looks like an
     ``hf_`` token), so errors can be logged safely.
     """
-    request_id = _header(headers, "x-request-id")
-    provider = _header(headers, "x-inference-provider")
+    request_id = _scrub(_header(headers, "x-request-id"), token)
+    provider = _scrub(_header(headers, "x-inference-provider"), token)
     retry_after = parse_retry_after(_header(headers, "retry-after"))
     if retry_after is None:
         retry_after = _ratelimit_reset(_header(headers, "ratelimit"))
 
-    text = body.decode("utf-8", "replace") if body else ""
+    body = body[:MAX_PARSED_BYTES] if body else b""
+    text = body.decode("utf-8", "replace")
     parsed: _Parsed
     if _HTML_RE.match(body or b""):
         parsed = _Parsed()
@@ -231,7 +243,7 @@ def error_from_response(
     else:
         try:
             data = json.loads(text) if text.strip() else None
-        except ValueError:
+        except (ValueError, RecursionError):
             data = None
             parsed = _Parsed()
             parsed.message = text
@@ -239,6 +251,7 @@ def error_from_response(
             parsed = _parse_error_object(data) if data is not None else _Parsed()
     if not parsed.message:
         parsed.message = _header(headers, "x-error-message") or ""
+    parsed.message = parsed.message[: 8 * MAX_MESSAGE_CHARS]  # the regexes below see a bounded text
 
     kind = _kind_for(status, parsed)
     if kind is K.MODEL_LOADING and retry_after is None:
@@ -269,17 +282,21 @@ def error_from_stream_event(
     The kind follows the error's type or status when it names one, else ``STREAM``.
     """
     parsed = _parse_error_object(data)
+    parsed.message = parsed.message[: 8 * MAX_MESSAGE_CHARS]
     kind = _kind_for(parsed.status_hint, parsed)
     if kind is K.BAD_REQUEST and parsed.status_hint is None:
         kind = K.STREAM
     message = _compose(kind, clip(parsed.message, MAX_MESSAGE_CHARS), "the server sent an error event")
-    raw = json.dumps(data, ensure_ascii=False, default=str)[:MAX_BODY_CHARS]
+    try:
+        raw = json.dumps(data, ensure_ascii=False, default=str)[:MAX_BODY_CHARS]
+    except (ValueError, RecursionError):
+        raw = repr(data)[:MAX_BODY_CHARS]
     return HuggingFaceError(
         kind,
         redact(message, token),
         status=parsed.status_hint,
-        request_id=request_id,
-        provider=provider,
+        request_id=_scrub(request_id, token),
+        provider=_scrub(provider, token),
         retry_after=parsed.estimated_time,
         body=redact(raw, token),
         # A failure reported mid-stream was already partly delivered: never retried blindly.

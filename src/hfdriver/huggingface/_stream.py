@@ -163,10 +163,11 @@ class HuggingFaceStream:
         while not self._ready and not self._finished:
             error = self._error
             if error is not None:
-                if error.retryable:  # nothing reached the caller yet: let tenacity retry
-                    self._error = None
-                    raise error
-                return
+                # Nothing reached the caller yet: the error surfaces when the stream opens
+                # (tenacity retries it if it is retryable), so `serve` can still answer it
+                # with an HTTP status instead of a broken 200 stream.
+                self._error = None
+                raise error
             await self._pump(phase="open")
 
     def _reset_state(self) -> None:
@@ -223,6 +224,8 @@ class HuggingFaceStream:
         chunks = self._assembler.feed(parsed.deltas, parsed.usage, parsed.model, parsed.id)
         if chunks:
             self._ready.extend(chunks)
+        if parsed.error is not None:
+            raise parsed.error  # after the content that came with it (see _pump)
         return False
 
     def _end_without_done(self) -> None:

@@ -115,21 +115,20 @@ def _reasoning(message: dict[str, Any]) -> str:
 
 
 def error_payload(obj: Any, event: str | None = None) -> Any | None:
-    """The one rule for "this is an error report, not an answer"; returns the report or None.
+    """The one rule for "this is an error report"; returns the report or None.
 
-    An ``event: error`` stream event is one (unless it carries ``choices``: a chunk mislabelled),
-    and so is a JSON object with a non-empty ``error`` and no ``choices``, whether it came as a
-    whole body or as a stream event.
+    A JSON object with a non-empty ``error`` is one, whether it came as a whole body or as a
+    stream event, and whether or not it also carries ``choices`` (the content before the error
+    is delivered first, then the error is raised). An ``event: error`` stream event is one too,
+    unless it is an ordinary chunk (``choices`` and no ``error``) with the wrong event name.
     """
-    if event == "error":
-        if isinstance(obj, dict):
-            if "choices" in obj:
-                return None
+    if type(obj) is dict:
+        if obj.get("error"):
+            return obj
+        if event == "error" and "choices" not in obj:
             return obj if "error" in obj else {"error": obj}
-        return {"error": obj}
-    if type(obj) is dict and obj.get("error") and "choices" not in obj:
-        return obj
-    return None
+        return None
+    return {"error": obj} if event == "error" else None
 
 
 def _structure_response(data: Any, _cls: type[GenerateResponse]) -> GenerateResponse:
@@ -198,12 +197,17 @@ def parse_response(
 
 
 class ParsedChunk(NamedTuple):
-    """One ``chat.completion.chunk`` event, parsed (a NamedTuple: one is made per chunk)."""
+    """One ``chat.completion.chunk`` event, parsed (a NamedTuple: one is made per chunk).
+
+    ``error`` is set when the event carried content *and* an error report: deliver the content,
+    then raise it.
+    """
 
     deltas: tuple[ChunkDelta, ...]
     usage: Usage | None = None
     model: str | None = None
     id: str | None = None
+    error: HuggingFaceError | None = None
 
 
 def _tool_call_deltas(value: Any) -> tuple[ToolCallDelta, ...]:
@@ -284,7 +288,10 @@ def parse_chunk(
         return structure_chunk(data)  # the hot path: an ordinary chunk
     report = error_payload(data, event)
     if report is not None:
-        raise error_from_stream_event(report, request_id=request_id, provider=provider, token=token)
+        error = error_from_stream_event(report, request_id=request_id, provider=provider, token=token)
+        if type(data) is dict and data.get("choices"):
+            return structure_chunk(data)._replace(error=error)  # content first, then the error
+        raise error
     if not isinstance(data, dict):
         raise _decode_error("stream event", f"a JSON {type(data).__name__}, not an object")
     return structure_chunk(data)
