@@ -10,19 +10,28 @@ else ``~/.cache/huggingface/token``). Whitespace is stripped; an empty value cou
 from __future__ import annotations
 
 import os
+import re
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, mask, redact
 
 __all__ = [
+    "MAX_TOKEN_FILE_BYTES",
     "TOKEN_ENV_VARS",
     "Token",
+    "read_token_file",
     "redact",
     "require_token",
     "resolve_token",
     "token_file_path",
 ]
+
+MAX_TOKEN_FILE_BYTES = 64 * 1024
+"""A token file larger than this is not a token file."""
+
+_PRINTABLE = re.compile(r"[\x21-\x7e]+")
 
 TOKEN_ENV_VARS = (
     "HF_TOKEN",
@@ -45,6 +54,14 @@ class Token:
     __slots__ = ("_secret", "source")
 
     def __init__(self, secret: str, source: str = "argument") -> None:
+        if not isinstance(secret, str) or not _PRINTABLE.fullmatch(secret):
+            # A header value cannot hold a line break (aiohttp would refuse it deep in a request)
+            # or non-ASCII text: say so now, without showing the secret.
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.CONFIG,
+                f"the token from {source} is not a token: it holds a line break, a space, a control "
+                "character or non-ASCII text; copy it again from https://huggingface.co/settings/tokens",
+            )
         self._secret = secret
         self.source = source
 
@@ -111,11 +128,51 @@ def resolve_token(
         if value:
             return Token(value, f"env:{name}")
     path = token_file_path(env)
-    try:
-        value = _clean(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError):
-        return None
+    value = _clean(read_token_file(path, missing_ok=True))
     return Token(value, f"file:{path}") if value else None
+
+
+def read_token_file(path: str | os.PathLike[str], *, missing_ok: bool = False) -> str | None:
+    """The text of a token file: a regular file of at most 64 KiB of UTF-8.
+
+    A missing file is ``None`` with ``missing_ok``; anything else that is not a readable token
+    file (a FIFO, a device such as /dev/zero, a directory, a huge or binary file) is ``CONFIG``
+    naming the path, never a hang or a memory blow-up.
+    """
+    where = os.fspath(path)
+    try:
+        fd = os.open(where, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        if missing_ok:
+            return None
+        raise HuggingFaceError(HuggingFaceErrorKind.CONFIG, f"token file {where} does not exist") from None
+    except OSError as exc:
+        raise HuggingFaceError(
+            HuggingFaceErrorKind.CONFIG, f"token file {where} cannot be read ({exc.strerror})"
+        ) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.CONFIG,
+                f"token file {where} is not a regular file; point at the file itself",
+            )
+        raw = os.read(fd, MAX_TOKEN_FILE_BYTES + 1)
+    except OSError as exc:
+        raise HuggingFaceError(
+            HuggingFaceErrorKind.CONFIG, f"token file {where} cannot be read ({exc.strerror})"
+        ) from None
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_TOKEN_FILE_BYTES:
+        raise HuggingFaceError(
+            HuggingFaceErrorKind.CONFIG,
+            f"token file {where} is larger than {MAX_TOKEN_FILE_BYTES // 1024} KiB: that is not a token file",
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HuggingFaceError(HuggingFaceErrorKind.CONFIG, f"token file {where} is not UTF-8 text") from None
 
 
 def missing_token_message(env: Mapping[str, str] | None = None) -> str:

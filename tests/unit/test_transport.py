@@ -187,3 +187,49 @@ def test_the_testing_switch_restores_what_was_there() -> None:
         assert is_testing()
     finally:
         set_testing(before)
+
+
+@pytest.mark.parametrize(
+    ("host", "no_proxy", "bypass"),
+    [
+        ("api.example.com", "example.com", True),
+        ("api.example.com", ".example.com", True),
+        ("example.com", ".example.com", True),
+        ("badexample.com", "example.com", False),
+        ("10.1.2.3", "10.0.0.0/8", True),
+        ("11.1.2.3", "10.0.0.0/8", False),
+        ("127.0.0.1", "localhost, 127.0.0.1", True),
+        ("::1", "[::1]", True),
+        ("anything", "*", True),
+        ("host", "other:8080,host:3128", True),
+    ],
+)
+def test_no_proxy_rules(host: str, no_proxy: str, bypass: bool) -> None:
+    from hfdriver.transport._proxy import bypassed
+
+    assert bypassed(host, no_proxy) is bypass
+
+
+def test_the_proxy_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hfdriver.transport._proxy import ProxyResolver
+
+    for name in (
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    resolve = ProxyResolver()
+    assert resolve("https://router.huggingface.co/v1") is None
+    monkeypatch.setenv("https_proxy", "proxy.corp:3128")
+    assert resolve("https://router.huggingface.co/v1") == "http://proxy.corp:3128"
+    assert resolve("http://127.0.0.1:8000/v1") is None  # no HTTP_PROXY
+    monkeypatch.setenv("ALL_PROXY", "http://all.corp:1")
+    assert resolve("http://127.0.0.1:8000/v1") == "http://all.corp:1"
+    monkeypatch.setenv("NO_PROXY", "huggingface.co")
+    assert resolve("https://router.huggingface.co/v1") is None

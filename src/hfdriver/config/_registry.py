@@ -20,10 +20,11 @@ from typing import Any
 import attrs
 
 from hfdriver._defaults import DefaultsDriver
-from hfdriver.auth import Token, resolve_token
+from hfdriver.auth import Token, read_token_file, resolve_token
 from hfdriver.config._files import load_config
 from hfdriver.config._schema import Config, LLMConfig, config_error
 from hfdriver.driver import Driver
+from hfdriver.errors import HuggingFaceError
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -116,11 +117,9 @@ def token_for(config: LLMConfig, path: Path | None = None, table: str = "llm") -
     if auth.token_file:
         file = Path(auth.token_file).expanduser()
         try:
-            value = file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise config_error(
-                path, f"[{table}.auth] token_file {file} cannot be read ({exc.strerror})"
-            ) from None
+            value = (read_token_file(file) or "").strip()
+        except HuggingFaceError as exc:
+            raise config_error(path, f"[{table}.auth] {exc.message}") from None
         if not value:
             raise config_error(path, f"[{table}.auth] token_file {file} is empty")
         return Token(value, f"file:{file}")

@@ -20,6 +20,7 @@ from hfdriver.errors._mapping import (
     error_from_response,
     error_from_stream_event,
     parse_retry_after,
+    scrub,
 )
 from hfdriver.errors._redact import Secret, mask, redact
 from hfdriver.errors._table import GROUPS, KINDS, KindInfo, kind_info, kinds_markdown_table, kinds_tree
@@ -46,4 +47,5 @@ __all__ = [
     "mask",
     "parse_retry_after",
     "redact",
+    "scrub",
 ]

@@ -25,6 +25,7 @@ __all__ = [
     "MAX_MESSAGE_CHARS",
     "MAX_PARSED_BYTES",
     "clip",
+    "scrub",
     "error_from_response",
     "error_from_stream_event",
     "parse_retry_after",
@@ -72,7 +73,7 @@ def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
     return None
 
 
-def _scrub(value: str | None, token: str | Secret | None) -> str | None:
+def scrub(value: str | None, token: str | Secret | None) -> str | None:
     """A server-chosen header value, bounded and with any secret redacted, fit to show."""
     return None if value is None else redact(clip(value, 200), token)
 
@@ -108,7 +109,7 @@ def _ratelimit_reset(value: str | None) -> float | None:
     # The Hub's IETF-draft header: `"api";r=0;t=55` -> 55 seconds until the window resets.
     if not value:
         return None
-    match = re.search(r"(?:^|;)\s*t=(\d+(?:\.\d+)?)", value)
+    match = re.search(r"(?:^|;)\s*t=(\d{1,9}(?:\.\d+)?)", value)
     return float(match.group(1)) if match else None
 
 
@@ -223,8 +224,8 @@ def error_from_response(
     ``token`` is scrubbed from the message and body (as are anything that looks like an
     ``hf_`` token), so errors can be logged safely.
     """
-    request_id = _scrub(_header(headers, "x-request-id"), token)
-    provider = _scrub(_header(headers, "x-inference-provider"), token)
+    request_id = scrub(_header(headers, "x-request-id"), token)
+    provider = scrub(_header(headers, "x-inference-provider"), token)
     retry_after = parse_retry_after(_header(headers, "retry-after"))
     if retry_after is None:
         retry_after = _ratelimit_reset(_header(headers, "ratelimit"))
@@ -295,8 +296,8 @@ def error_from_stream_event(
         kind,
         redact(message, token),
         status=parsed.status_hint,
-        request_id=_scrub(request_id, token),
-        provider=_scrub(provider, token),
+        request_id=scrub(request_id, token),
+        provider=scrub(provider, token),
         retry_after=parsed.estimated_time,
         body=redact(raw, token),
         # A failure reported mid-stream was already partly delivered: never retried blindly.

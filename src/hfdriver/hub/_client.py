@@ -133,7 +133,7 @@ class HubClient:
             reply = await self._http.fetch("GET", url, params=params, timeout=timeout or self._timeout)
             try:
                 return json.loads(reply.body), reply.link("next")
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise HuggingFaceError(
                     HuggingFaceErrorKind.DECODE,
                     f"the Hub answered {url.split('?')[0]} with a body that is not JSON; check HF_ENDPOINT",

@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING
 from hfdriver.auth import Token, missing_token_message, resolve_token
 from hfdriver.dto.request import GenerateRequest, validate_routing
 from hfdriver.dto.response import GenerateResponse
-from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, redact, scrub
 from hfdriver.hub import ROUTER_URL
 from hfdriver.huggingface._stream import HuggingFaceStream
-from hfdriver.openai import parse_response, to_payload
+from hfdriver.openai import DEFAULT_MAX_EVENT_BYTES, parse_response, to_payload
 from hfdriver.transport import (
+    DEFAULT_MAX_BODY_BYTES,
     ClientSession,
     HttpClient,
     RetryPolicy,
@@ -58,6 +59,8 @@ class HuggingFaceDriver:
         catalogue: the router's catalogue (``await HubClient().router_models()``); when given, a
             request routed to a provider the catalogue does not list for its model is still sent,
             with a WARNING.
+        max_body_bytes: the largest unary answer read (64 MiB); a larger one is ``DECODE``.
+        max_event_bytes: the longest SSE line or event of a stream (16 MiB); past it, ``STREAM``.
 
     >>> async def main():  # doctest: +SKIP
     ...     async with HuggingFaceDriver(model="meta-llama/Llama-3.2-1B-Instruct") as driver:
@@ -79,6 +82,8 @@ class HuggingFaceDriver:
         connection_limit: int = 100,
         connection_limit_per_host: int = 0,
         catalogue: Sequence[RouterModel] | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise HuggingFaceError(
@@ -98,6 +103,13 @@ class HuggingFaceDriver:
         self._token = resolve_token(token)
         self._token_required = _is_router(base_url)
         self._url = f"{base_url}/chat/completions"
+        for name, limit in (("max_body_bytes", max_body_bytes), ("max_event_bytes", max_event_bytes)):
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1024:
+                raise HuggingFaceError(
+                    HuggingFaceErrorKind.CONFIG, f"{name} must be an integer >= 1024 bytes, got {limit!r}"
+                )
+        self.max_body_bytes = max_body_bytes
+        self.max_event_bytes = max_event_bytes
         self._streams: weakref.WeakSet[HuggingFaceStream] = weakref.WeakSet()
         self._providers_by_model: dict[str, frozenset[str]] | None = None
         self._warned_routes: set[str] = set()
@@ -217,24 +229,24 @@ class HuggingFaceDriver:
         return await call_with_retries(self.retry, "generate", lambda: self._generate_once(body))
 
     async def _generate_once(self, body: bytes) -> GenerateResponse:
-        reply = await self._http.fetch("POST", self._url, data=body, timeout=self._unary_timeout)
+        reply = await self._http.fetch(
+            "POST", self._url, data=body, timeout=self._unary_timeout, max_bytes=self.max_body_bytes
+        )
         headers = reply.headers
+        request_id = scrub(headers.get("x-request-id"), self._token)
+        provider = scrub(headers.get("x-inference-provider"), self._token)
         try:
             data = json.loads(reply.body)
-        except ValueError:
+        except (ValueError, RecursionError):
+            snippet = redact(reply.body[:120].decode("utf-8", "replace"), self._token)
             raise HuggingFaceError(
                 HuggingFaceErrorKind.DECODE,
-                "the server answered 200 with a body that is not JSON "
-                f"({reply.body[:120].decode('utf-8', 'replace')!r}); check that base_url is an OpenAI-compatible /v1",
-                request_id=headers.get("x-request-id"),
-                provider=headers.get("x-inference-provider"),
+                f"the server answered 200 with a body that is not JSON ({snippet!r}); "
+                "check that base_url is an OpenAI-compatible /v1",
+                request_id=request_id,
+                provider=provider,
             ) from None
-        return parse_response(
-            data,
-            provider=headers.get("x-inference-provider"),
-            request_id=headers.get("x-request-id"),
-            token=self._token,
-        )
+        return parse_response(data, provider=provider, request_id=request_id, token=self._token)
 
     def generate_stream(self, request: GenerateRequest) -> HuggingFaceStream:
         """Stream the answer. Use ``async with driver.generate_stream(req) as stream:`` and
@@ -248,6 +260,8 @@ class HuggingFaceDriver:
             headers=self._stream_headers,
             timeout=self._stream_timeout,
             retry=self.retry,
+            max_event_bytes=self.max_event_bytes,
+            max_body_bytes=self.max_body_bytes,
         )
         self._streams.add(stream)
         return stream

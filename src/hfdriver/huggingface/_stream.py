@@ -10,9 +10,16 @@ from types import TracebackType
 
 from hfdriver.dto.response import GenerateResponse
 from hfdriver.dto.stream import ChunkDelta, StreamAssembler, StreamChunk, ToolCallDelta
-from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
-from hfdriver.openai import SseDecoder, SseEvent, parse_event, parse_response
-from hfdriver.transport import ClientResponse, HttpClient, RequestTimeout, RetryPolicy, call_with_retries
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, redact, scrub
+from hfdriver.openai import DEFAULT_MAX_EVENT_BYTES, SseDecoder, SseEvent, parse_event, parse_response
+from hfdriver.transport import (
+    DEFAULT_MAX_BODY_BYTES,
+    ClientResponse,
+    HttpClient,
+    RequestTimeout,
+    RetryPolicy,
+    call_with_retries,
+)
 
 __all__ = ["HuggingFaceStream"]
 
@@ -38,6 +45,8 @@ class HuggingFaceStream:
         "_finished",
         "_headers",
         "_http",
+        "_max_body",
+        "_max_event",
         "_opened",
         "_ready",
         "_resp",
@@ -57,6 +66,8 @@ class HuggingFaceStream:
         headers: Mapping[str, str],
         timeout: RequestTimeout,
         retry: RetryPolicy,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         self._http = http
         self._url = url
@@ -64,8 +75,10 @@ class HuggingFaceStream:
         self._headers = headers
         self._timeout = timeout
         self._retry = retry
+        self._max_event = max_event_bytes
+        self._max_body = max_body_bytes
         self._resp: ClientResponse | None = None
-        self._decoder = SseDecoder()
+        self._decoder = SseDecoder(max_event_bytes=max_event_bytes)
         self._assembler = StreamAssembler()
         self._ready: deque[StreamChunk] = deque()
         self._error: HuggingFaceError | None = None
@@ -146,7 +159,7 @@ class HuggingFaceStream:
 
     async def _open_once(self) -> None:
         self._abort()
-        self._decoder = SseDecoder()
+        self._decoder = SseDecoder(max_event_bytes=self._max_event)
         self._assembler = StreamAssembler()
         self._ready.clear()
         self._reset_state()
@@ -155,8 +168,8 @@ class HuggingFaceStream:
         )
         self._resp = resp
         headers = resp.headers
-        self.provider = headers.get("x-inference-provider")
-        self.request_id = headers.get("x-request-id")
+        self.provider = scrub(headers.get("x-inference-provider"), self._http.secret)
+        self.request_id = scrub(headers.get("x-request-id"), self._http.secret)
         if resp.content_type == "application/json":
             await self._whole_body(resp)
             return
@@ -176,12 +189,14 @@ class HuggingFaceStream:
 
     async def _whole_body(self, resp: ClientResponse) -> None:
         # Some servers ignore stream=true and answer with one JSON completion: replay it.
-        raw = await self._http.read_body(resp, phase="open")
+        raw = await self._http.read_body(resp, phase="open", max_bytes=self._max_body)
         self._release()
         try:
             data = json.loads(raw)
-        except ValueError:
-            raise self._decode_error(raw.decode("utf-8", "replace")) from None
+        except (ValueError, RecursionError):
+            raise self._decode_error(
+                redact(raw[:200].decode("utf-8", "replace"), self._http.secret)
+            ) from None
         response = parse_response(
             data, provider=self.provider, request_id=self.request_id, token=self._http.secret
         )

@@ -21,9 +21,10 @@ from hfdriver.openai.parse import (
     structure_chunk,
 )
 from hfdriver.openai.payload import converter, resolve_model, to_payload, to_wire
-from hfdriver.openai.sse import SseDecoder, SseEvent
+from hfdriver.openai.sse import DEFAULT_MAX_EVENT_BYTES, SseDecoder, SseEvent
 
 __all__ = [
+    "DEFAULT_MAX_EVENT_BYTES",
     "ParsedChunk",
     "SseDecoder",
     "SseEvent",

@@ -18,7 +18,7 @@ import attrs
 from hfdriver.dto.request import ToolCall
 from hfdriver.dto.response import GenerateResponse, Output, Usage, finish_reason_of
 from hfdriver.dto.stream import ChunkDelta, ToolCallDelta
-from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, Secret, error_from_stream_event
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, Secret, error_from_stream_event, redact
 from hfdriver.openai.payload import converter
 
 __all__ = [
@@ -29,6 +29,11 @@ __all__ = [
     "parse_response",
     "structure_chunk",
 ]
+
+
+# What malformed JSON values raise while being read: wrong types, absurd numbers (1e400 tokens),
+# nesting deeper than the interpreter's stack. Each becomes DECODE, never a raw exception.
+_MALFORMED = (AttributeError, KeyError, TypeError, ValueError, OverflowError, RecursionError)
 
 
 def _decode_error(what: str, detail: str) -> HuggingFaceError:
@@ -169,7 +174,7 @@ def _structure_response(data: Any, _cls: type[GenerateResponse]) -> GenerateResp
             id=_opt_str(data.get("id")),
             created=created if isinstance(created, int) and not isinstance(created, bool) else None,
         )
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+    except _MALFORMED as exc:
         raise _decode_error("answer", str(exc) or type(exc).__name__) from None
 
 
@@ -266,7 +271,7 @@ def structure_chunk(data: dict[str, Any]) -> ParsedChunk:
             model if type(model) is str and model else _opt_str(model),
             id_ if type(id_) is str and id_ else _opt_str(id_),
         )
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+    except _MALFORMED as exc:
         raise _decode_error("stream event", str(exc) or type(exc).__name__) from None
 
 
@@ -308,14 +313,14 @@ def parse_event(
     """One SSE event's ``data`` (JSON text) as a :class:`ParsedChunk`; see :func:`parse_chunk`."""
     try:
         obj: Any = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         if event == "error":
             raise error_from_stream_event(
                 {"error": data}, request_id=request_id, provider=provider, token=token
             ) from None
         raise HuggingFaceError(
             HuggingFaceErrorKind.DECODE,
-            f"the stream sent an event that is not JSON: {data[:200]!r}",
+            f"the stream sent an event that is not JSON: {redact(data[:200], token)!r}",
             request_id=request_id,
             provider=provider,
         ) from None

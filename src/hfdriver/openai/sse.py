@@ -16,7 +16,12 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["SseDecoder", "SseEvent"]
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
+
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "SseDecoder", "SseEvent"]
+
+DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
+"""The longest line, and the largest event, a stream may send: generous, but finite."""
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -37,6 +42,8 @@ class SseDecoder:
     As the spec says, a block without any ``data:`` line is not dispatched, and an event not
     terminated by a blank line when the stream ends is discarded. ``emit_empty=True`` also
     dispatches blocks that set only ``event``/``id``/``retry`` (what openai-python does).
+    A line or an event larger than ``max_event_bytes`` raises ``STREAM``: a server that never
+    ends its line cannot make the decoder hold more than that.
     """
 
     __slots__ = (
@@ -45,15 +52,19 @@ class SseDecoder:
         "_fields_seen",
         "_id",
         "_pending",
+        "_pending_size",
         "_retry",
         "_skip_lf",
         "_started",
         "emit_empty",
+        "max_event_bytes",
     )
 
-    def __init__(self, *, emit_empty: bool = False) -> None:
+    def __init__(self, *, emit_empty: bool = False, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self.emit_empty = emit_empty
+        self.max_event_bytes = max_event_bytes
         self._pending: list[bytes] = []
+        self._pending_size = 0
         self._data: list[bytes] = []
         self._event: str | None = None
         self._id: str | None = None
@@ -76,7 +87,7 @@ class SseDecoder:
         if b"\r" in chunk:
             last = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
             if last < 0:  # pragma: no cover - a CR is a terminator, so last >= 0
-                self._pending.append(chunk)
+                self._hold(chunk)
                 return events
             if chunk[last] == 0x0D:
                 # A CR ending the chunk may be the first half of a CRLF split across chunks.
@@ -88,16 +99,17 @@ class SseDecoder:
         else:
             last = chunk.rfind(b"\n")
             if last < 0:
-                self._pending.append(chunk)
+                self._hold(chunk)
                 return events
             head = chunk[:last]
         if self._pending:
             self._pending.append(head)
             head = b"".join(self._pending)
             self._pending.clear()
+            self._pending_size = 0
         tail = chunk[last + 1 :]
         if tail:
-            self._pending.append(tail)
+            self._hold(tail)
         if not self._started:
             self._started = True
             if head.startswith(_BOM):
@@ -113,11 +125,31 @@ class SseDecoder:
                 data.clear()
             else:
                 self._line(line, events)
+        if len(data) > 1 and sum(map(len, data)) > self.max_event_bytes:
+            raise self._too_large("an event")
         return events
+
+    def _hold(self, piece: bytes) -> None:
+        """Keep the start of a line that has not ended yet, up to the limit."""
+        self._pending.append(piece)
+        self._pending_size += len(piece)
+        if self._pending_size > self.max_event_bytes:
+            self._pending.clear()
+            self._pending_size = 0
+            raise self._too_large("a line")
+
+    def _too_large(self, what: str) -> HuggingFaceError:
+        return HuggingFaceError(
+            HuggingFaceErrorKind.STREAM,
+            f"the stream sent {what} larger than {self.max_event_bytes:,} bytes, the limit for one "
+            "event; the server is broken, or raise max_event_bytes",
+            retryable=False,
+        )
 
     def close(self) -> None:
         """End of stream: per the spec, an unterminated event is dropped. Resets the decoder."""
         self._pending.clear()
+        self._pending_size = 0
         self._reset_block()
         self._skip_lf = False
 

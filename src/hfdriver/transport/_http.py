@@ -20,6 +20,7 @@ from hfdriver._version import __version__
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, Secret, error_from_response
 from hfdriver.transport._errors import TRANSPORT_ERRORS, map_transport_error
 from hfdriver.transport._policy import Timeouts
+from hfdriver.transport._proxy import ProxyResolver
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -102,7 +103,8 @@ class HttpClient:
 
     Args:
         session: a caller's ``aiohttp.ClientSession`` (never closed here); by default one is
-            created on first use, with ``limit`` / ``limit_per_host`` pooled connections.
+            created on first use, with ``limit`` / ``limit_per_host`` pooled connections, that
+            honours ``HTTP_PROXY`` / ``HTTPS_PROXY`` / ``NO_PROXY``.
         headers: sent with every request (``User-Agent`` is added).
         secret: the token: redacted from every error built here.
         service, hint: what is being called and what to check, for connection-error messages;
@@ -115,6 +117,7 @@ class HttpClient:
         "_limit",
         "_limit_per_host",
         "_owns_session",
+        "_proxy",
         "_session",
         "headers",
         "hint",
@@ -142,6 +145,7 @@ class HttpClient:
         self._closed = False
         self._limit = limit
         self._limit_per_host = limit_per_host
+        self._proxy = ProxyResolver()
         self.headers: dict[str, str] = {"User-Agent": USER_AGENT, **(headers or {})}
         self.secret = secret
         self.service = service
@@ -222,6 +226,7 @@ class HttpClient:
                 params=params,
                 headers=self.headers if headers is None else headers,
                 timeout=timeout,
+                proxy=self._proxy(url),
             ) as resp:
                 status = resp.status
                 if status >= 300:
@@ -275,6 +280,7 @@ class HttpClient:
                 json=json,
                 headers=self.headers if headers is None else headers,
                 timeout=timeout,
+                proxy=self._proxy(url),
             )
         except TRANSPORT_ERRORS as exc:
             raise self._map(exc, "request") from exc
