@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 
@@ -87,12 +88,7 @@ async def ollama_pull(
             async for line in http.lines(resp):
                 if not line:
                     continue
-                try:
-                    data = json.loads(line)
-                except ValueError:
-                    raise HuggingFaceError(
-                        HuggingFaceErrorKind.DECODE, f"Ollama sent a line that is not JSON: {line[:120]!r}"
-                    ) from None
+                data = _progress_line(line)
                 if "error" in data:
                     message = str(data["error"])
                     kind = (
@@ -102,7 +98,10 @@ async def ollama_pull(
                     )
                     raise HuggingFaceError(kind, f"Ollama could not pull {name}: {message}", retryable=False)
                 progress = PullProgress(
-                    str(data.get("status", "")), data.get("digest"), data.get("total"), data.get("completed")
+                    str(data.get("status", "")),
+                    _opt(data, "digest", str),
+                    _opt(data, "total", int),
+                    _opt(data, "completed", int),
                 )
                 if on_progress is not None:
                     on_progress(progress)
@@ -115,3 +114,31 @@ async def ollama_pull(
         )
     finally:
         await http.aclose()
+
+
+def _progress_line(line: bytes) -> dict[str, Any]:
+    """One line of ``/api/pull``: a JSON object, or ``DECODE`` saying what came instead."""
+    try:
+        data = json.loads(line)
+    except (ValueError, RecursionError):
+        raise HuggingFaceError(
+            HuggingFaceErrorKind.DECODE, f"Ollama sent a line that is not JSON: {line[:120]!r}"
+        ) from None
+    if not isinstance(data, dict):
+        raise HuggingFaceError(
+            HuggingFaceErrorKind.DECODE,
+            f"Ollama sent a progress line that is not a JSON object but a {type(data).__name__}: {line[:120]!r}",
+        )
+    return data
+
+
+def _opt(data: dict[str, Any], key: str, kind: type) -> Any:
+    value = data.get(key)
+    if value is None or (isinstance(value, kind) and not isinstance(value, bool)):
+        if isinstance(value, int) and value < 0:
+            raise HuggingFaceError(HuggingFaceErrorKind.DECODE, f"Ollama sent a negative {key}: {value!r}")
+        return value
+    raise HuggingFaceError(
+        HuggingFaceErrorKind.DECODE,
+        f"Ollama sent a progress line whose {key} is not {'a number' if kind is int else 'a string'}: {value!r}",
+    )

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import attrs
 import pytest
 
 from hfdriver import HuggingFaceError, HuggingFaceErrorKind
@@ -124,3 +129,67 @@ async def test_pull_errors(store: ModelStore, monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(HuggingFaceError, match="offline mode") as info:
         await store.pull(REPO, quantization="Q4_K_M")
     assert info.value.kind is K.CONFIG
+
+
+async def test_removing_one_entry_keeps_a_blob_another_entry_uses(store: ModelStore, tmp_path: Path) -> None:
+    cpu = await store.pull(REPO, quantization="Q4_K_M", device="cpu")
+    gpu = await store.pull(REPO, quantization="Q4_K_M", device="gpu")
+    blob = Path(cpu.path).resolve()
+    # The same file at another revision: another snapshot symlink to the same cache blob.
+    other = Path(cpu.path).parent.parent / ("f" * 40) / Path(cpu.path).name
+    other.parent.mkdir(parents=True)
+    other.symlink_to(blob)
+    store._record(
+        attrs.evolve(cpu, key=manifest_key(REPO, "Q4_K_M", "auto"), path=str(other), revision="f" * 40)
+    )
+    store.remove(cpu.key)
+    assert Path(gpu.path).read_bytes() == DATA and blob.exists()  # the gpu entry shares the path
+    store.remove(gpu.key)
+    assert other.read_bytes() == DATA and blob.exists()  # the other revision shares the blob
+    store.remove(manifest_key(REPO, "Q4_K_M", "auto"))
+    assert not blob.exists() and store.list() == []
+
+
+def test_concurrent_pulls_in_several_processes_lose_no_entry(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from hfdriver.local import ModelStore, InstalledModel
+        store = ModelStore(cache_dir={str(tmp_path)!r})
+        worker = sys.argv[1]
+        for i in range(25):
+            store._record(InstalledModel(
+                key=f"w{{worker}}::{{i}}::auto", repo_id="a/b", filename="f.gguf", quantization=None,
+                device="auto", path=__file__, size=1, sha256=None, revision="main", installed_at=time.time()))
+        """
+    )
+    path = tmp_path / "worker.py"
+    path.write_text(script)
+    procs = [subprocess.Popen([sys.executable, str(path), str(n)]) for n in range(4)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
+    keys = {m.key for m in ModelStore(cache_dir=tmp_path).list()}
+    assert len(keys) == 100
+
+
+def test_a_hand_edited_manifest_skips_bad_entries_with_a_warning(
+    store: ModelStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = {"repo_id": REPO, "filename": "f.gguf", "quantization": None, "device": "auto", "path": __file__,
+            "size": 1, "sha256": None, "revision": "main", "installed_at": 0.0, "added_by_a_newer_version": True}  # fmt: skip
+    store.manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    store.manifest_path.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "models": {"a::ok::auto": good, "b::missing::auto": {"path": __file__}, "c::bad::auto": 5},
+            }
+        )
+    )
+    with caplog.at_level(logging.WARNING, logger="hfdriver"):
+        assert [m.key for m in store.list()] == ["a::ok::auto"]
+    assert (
+        str(store.manifest_path) in caplog.text
+        and "'b::missing::auto'" in caplog.text
+        and "'c::bad::auto'" in caplog.text
+    )
+    assert store.remove("b::missing::auto").key == "b::missing::auto"  # a bad entry can still be removed

@@ -55,3 +55,37 @@ async def test_ollama_not_running_says_to_start_it() -> None:
     with pytest.raises(HuggingFaceError, match="ollama serve") as info:
         await ollama_pull("a/b:Q4_K_M", ollama_url=url)
     assert info.value.kind is K.CONNECTION
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b"[1]\n", "not a JSON object but a list"),
+        (b"5\n", "not a JSON object but a int"),
+        (b"null\n", "not a JSON object but a NoneType"),
+        (b'{"status": "downloading", "total": "lots", "completed": 1}\n', "total is not a number"),
+        (b'{"status": "downloading", "total": 10, "completed": -1}\n', "negative completed"),
+        (b"{" + b" " * (1024 * 1024) + b"}\n", "too long"),
+        (b"{not json\n", "not JSON"),
+    ],
+    ids=["list", "number", "null", "text-total", "negative", "1MB-line", "garbage"],
+)
+async def test_hostile_progress_lines_are_decode_errors(body: bytes, words: str) -> None:
+    from aiohttp import web
+
+    async def pull(request: web.Request) -> web.Response:
+        return web.Response(
+            body=b'{"status": "pulling manifest"}\n' + body, content_type="application/x-ndjson"
+        )
+
+    app = web.Application()
+    app.router.add_post("/api/pull", pull)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        with pytest.raises(HuggingFaceError, match=words) as info:
+            await ollama_pull("a/b:Q4_K_M", ollama_url=f"http://127.0.0.1:{runner.addresses[0][1]}")
+    finally:
+        await runner.cleanup()
+    assert info.value.kind is K.DECODE

@@ -13,10 +13,11 @@ import builtins
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ from hfdriver.hub import GgufFile, HubClient, hub_offline
 from hfdriver.transport import map_download_error
 
 __all__ = ["DEVICES", "DownloadProgress", "InstalledModel", "ModelStore", "manifest_key"]
+
+logger = logging.getLogger("hfdriver")
 
 DEVICES = ("auto", "cpu", "gpu")
 _SHARD = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
@@ -70,10 +73,22 @@ class InstalledModel:
     """Every file of a split model (the first is ``path``)."""
 
 
+_FIELDS = tuple(f.name for f in attrs.fields(InstalledModel) if f.name != "key")
+
+
 def _entry(key: str, entry: dict[str, Any]) -> InstalledModel:
-    fields: dict[str, Any] = dict(entry)
+    """A manifest entry as a value; unknown fields (a newer hfdriver, a hand edit) are ignored."""
+    fields: dict[str, Any] = {k: v for k, v in entry.items() if k in _FIELDS}
     fields["shards"] = tuple(fields.get("shards") or ())
     return InstalledModel(key=key, **fields)
+
+
+def _files(entry: dict[str, Any]) -> list[str]:
+    shards = entry.get("shards")
+    if isinstance(shards, list) and shards:
+        return [str(s) for s in shards]
+    path = entry.get("path")
+    return [path] if isinstance(path, str) else []
 
 
 def _hub_module() -> Any:
@@ -127,16 +142,53 @@ class ModelStore:
 
     # ------------------------------------------------------------------ manifest
     def _read(self) -> dict[str, dict[str, Any]]:
+        """The manifest's entries; an entry that is not an object is skipped with a WARNING."""
         try:
             data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise HuggingFaceError(
                 HuggingFaceErrorKind.CONFIG,
                 f"{self.manifest_path}: the model manifest cannot be read ({exc}); remove it to start afresh",
             ) from None
-        return dict(data.get("models", {})) if isinstance(data, dict) else {}
+        models = data.get("models") if isinstance(data, dict) else None
+        if not isinstance(models, dict):
+            return {}
+        entries = {}
+        for key, entry in models.items():
+            if isinstance(entry, dict):
+                entries[str(key)] = entry
+            else:
+                logger.warning(
+                    "hfdriver: %s: skipping the entry %r, which is not an object", self.manifest_path, key
+                )
+        return entries
+
+    def _entries(self) -> builtins.list[InstalledModel]:
+        """Every readable entry; one with missing or wrong fields is skipped with a WARNING."""
+        out = []
+        for key, entry in sorted(self._read().items()):
+            try:
+                out.append(_entry(key, entry))
+            except (TypeError, ValueError) as exc:  # noqa: PERF203 - one bad entry must not hide the rest
+                logger.warning("hfdriver: %s: skipping the entry %r (%s)", self.manifest_path, key, exc)
+        return out
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the manifest's file lock: pulls and removals in other processes wait their turn."""
+        try:
+            from filelock import FileLock
+        except ImportError:  # pragma: no cover - huggingface-hub (the local extra) depends on it
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.CONFIG,
+                "managing local models needs filelock: pip install 'hfdriver[local]'",
+            ) from None
+        path = self.manifest_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path) + ".lock", timeout=600):
+            yield
 
     def _write(self, entries: dict[str, dict[str, Any]]) -> None:
         path = self.manifest_path
@@ -149,12 +201,15 @@ class ModelStore:
 
     def list(self) -> list[InstalledModel]:
         """Installed models whose files are still present, by key."""
-        out = []
-        for key, entry in sorted(self._read().items()):
-            model = _entry(key, entry)
-            if Path(model.path).is_file():
-                out.append(model)
-        return out
+        return [m for m in self._entries() if Path(m.path).is_file()]
+
+    def _record(self, model: InstalledModel) -> None:
+        """Add ``model`` to the manifest. Read-modify-write under the file lock, so concurrent pulls
+        (other processes too) never lose each other's entries."""
+        with self._locked():
+            entries = self._read()
+            entries[model.key] = {k: v for k, v in attrs.asdict(model).items() if k != "key"}
+            self._write(entries)
 
     def get(self, repo_id: str, file_or_quant: str, device: str = "auto") -> InstalledModel | None:
         """The installed entry for that key, if present and its file exists."""
@@ -163,26 +218,35 @@ class ModelStore:
 
     def remove(self, key: str) -> InstalledModel:
         """Forget the entry ``key`` and delete its files from the cache (if no other entry uses them)."""
-        entries = self._read()
-        if key not in entries:
-            known = ", ".join(sorted(entries)) or "none installed"
-            raise HuggingFaceError(
-                HuggingFaceErrorKind.NOT_FOUND, f"no installed model {key!r} (installed: {known})"
-            )
-        entry = entries.pop(key)
-        model = _entry(key, entry)
-        still_used = {p for e in entries.values() for p in (e.get("shards") or [e["path"]])}
-        for file in model.shards or (model.path,):
-            if file in still_used:
-                continue
-            target = Path(file)
-            with contextlib.suppress(FileNotFoundError):
-                real = target.resolve()
-                target.unlink()
-                if real != target and real.exists():
-                    real.unlink()
-        self._write(entries)
-        return model
+        with self._locked():
+            entries = self._read()
+            if key not in entries:
+                known = ", ".join(sorted(entries)) or "none installed"
+                raise HuggingFaceError(
+                    HuggingFaceErrorKind.NOT_FOUND, f"no installed model {key!r} (installed: {known})"
+                )
+            entry = entries.pop(key)
+            # A file, and the cache blob behind its symlink, go only when no other entry uses them
+            # (the same file pulled at another revision, or for another device, shares the blob).
+            used_paths = {p for e in entries.values() for p in _files(e)}
+            used_blobs = {Path(p).resolve() for p in used_paths}
+            for file in _files(entry):
+                if file in used_paths:
+                    continue
+                target = Path(file)
+                with contextlib.suppress(FileNotFoundError):
+                    real = target.resolve()
+                    target.unlink()
+                    if real != target and real not in used_blobs and real.exists():
+                        real.unlink()
+            self._write(entries)
+        try:
+            return _entry(key, entry)
+        except (TypeError, ValueError):
+            return InstalledModel(
+                key=key, repo_id=key.split("::")[0], filename="", quantization=None, device="auto",
+                path=str(entry.get("path", "")), size=0, sha256=None, revision="", installed_at=0.0,
+            )  # fmt: skip
 
     # ------------------------------------------------------------------ download
     def _endpoint(self) -> str | None:
@@ -269,9 +333,7 @@ class ModelStore:
             path=paths[0], size=sum(t.size for t in targets), sha256=first.sha256, revision=revision,
             installed_at=time.time(), shards=tuple(paths) if len(paths) > 1 else (),
         )  # fmt: skip
-        entries = self._read()
-        entries[key] = {k: v for k, v in attrs.asdict(model).items() if k != "key"}
-        self._write(entries)
+        self._record(model)
         await asyncio.sleep(0)  # let queued progress callbacks run before returning
         return model
 

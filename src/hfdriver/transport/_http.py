@@ -336,9 +336,10 @@ class HttpClient:
         while True:
             try:
                 line = await content.readline()
-            except ValueError as exc:  # aiohttp: a line longer than its buffer limit
+            except (ValueError, aiohttp.http_exceptions.LineTooLong):  # past aiohttp's line buffer
                 raise HuggingFaceError(
-                    HuggingFaceErrorKind.DECODE, f"{self.service} sent a line that is too long ({exc})"
+                    HuggingFaceErrorKind.DECODE,
+                    f"{self.service} sent a line that is too long (over {content.get_read_buffer_limits()[1]:,} bytes)",
                 ) from None
             except TRANSPORT_ERRORS as exc:
                 raise self._map(exc, phase) from exc
