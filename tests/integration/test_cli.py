@@ -348,3 +348,33 @@ async def test_global_options_work_before_and_after_the_subcommand(env: dict[str
     assert nested.code == 0 and "model: from/elsewhere" in nested.out, nested.err
     missing = await cli(env, "config", "show", "--profile", "nope")
     assert missing.code == 1 and "profile 'nope' is not defined" in missing.err
+
+
+async def test_local_models_by_name_and_the_embedded_one_in_the_list(env: dict[str, object]) -> None:
+    pytest.importorskip("llama_cpp", reason="local inference needs llama-cpp-python")
+    from hfdriver.local import default_model_path
+
+    hub: FakeHub = env["hub"]  # type: ignore[assignment]
+    hub.add_file("acme/tiny-GGUF", "tiny-Q4_K_M.gguf", b"GGUF" + b"\0" * 50_000)
+    extra = {"HF_HUB_DISABLE_TELEMETRY": "1"}
+    listed = await cli(env, "local", "list", extra_env=extra)
+    assert listed.code == 0 and listed.out.startswith("embedded ") and "Gemma 3 270M" in listed.out
+    # A .gguf path given with --local is that model, not the embedded one.
+    answer = await cli(
+        env,
+        "chat",
+        "--local",
+        "--model",
+        default_model_path(),
+        "--temperature",
+        "0",
+        "What is the capital of France?",
+    )
+    assert answer.code == 0 and "Paris" in answer.out, answer.err
+    # A pulled model is used by the name `local pull` took (this fake GGUF then fails to load: by its path).
+    assert (await cli(env, "local", "pull", "acme/tiny-GGUF:Q4_K_M", extra_env=extra)).code == 0
+    named = await cli(env, "chat", "--local", "--model", "acme/tiny-GGUF:q4_k_m", "hi", extra_env=extra)
+    assert named.code == 1 and "could not load" in named.err and "tiny-Q4_K_M.gguf" in named.err
+    # `local rm` takes the same REPO:QUANT spelling.
+    removed = await cli(env, "local", "rm", "acme/tiny-GGUF:q4_k_m", extra_env=extra)
+    assert removed.code == 0 and removed.out.strip() == "removed acme/tiny-GGUF::Q4_K_M::auto", removed.err

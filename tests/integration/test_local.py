@@ -90,13 +90,11 @@ async def test_concurrent_requests_queue_in_order_and_do_not_mix(driver: LocalDr
     assert order == [0, 1, 2]  # served in arrival order
 
 
-async def test_model_without_a_chat_template_is_refused_clearly() -> None:
-    bare = LocalDriver(default_model_path(), threads=2)  # a base model, and no chat_format given
-    with pytest.raises(HuggingFaceError) as info:
-        await bare.generate(greedy("hi"))
-    await bare.aclose()
-    assert info.value.kind is K.MODEL_NOT_SUPPORTED
-    assert "no chat template" in info.value.message and "chat_format" in info.value.message
+async def test_a_model_without_a_chat_template_is_rendered_as_a_transcript() -> None:
+    # A base model, and no chat_format given: it used to be refused; now it answers as a transcript.
+    async with LocalDriver(default_model_path(), threads=2) as bare:
+        response = await bare.generate(greedy("What is the capital of France?", 16))
+    assert "Paris" in response.text and "User:" not in response.text
 
 
 async def test_jinja_chat_template_override(driver: LocalDriver) -> None:
@@ -179,3 +177,78 @@ async def test_hub_repo_id_is_downloaded_verified_and_loaded(
     assert response.text
     (installed,) = store.list()
     assert installed.key == "google/gemma-3-270m-GGUF::Q4_K_M::cpu" and installed.size == len(data)
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        ("What is the capital of France?", "Paris"),
+        ("What is 2 + 2?", "4"),
+        ("Who wrote Romeo and Juliet?", "Shakespeare"),
+    ],
+)
+async def test_the_embedded_model_answers_simple_questions(
+    driver: LocalDriver, question: str, answer: str
+) -> None:
+    # The request sets nothing: the default rendering, max_tokens and temperature are what's tested.
+    response = await driver.generate(GenerateRequest.builder().user(question).build())
+    assert answer in response.text, response.text
+    assert "User:" not in response.text and "\n" not in response.text.strip()
+    assert response.usage is not None and response.usage.completion_tokens < 32
+
+
+def _long_request(driver: LocalDriver) -> GenerateRequest:
+    no_eos = {str(driver._llm.token_eos()): -1000.0}  # it would run to max_tokens if nobody stopped it
+    return (
+        GenerateRequest.builder().user("Tell a long story.").max_tokens(200).extra(logit_bias=no_eos).build()
+    )
+
+
+@pytest.mark.parametrize("how", ["break", "exception", "drop"])
+async def test_an_abandoned_bare_stream_stops_generating(
+    driver: LocalDriver, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hfdriver.local._driver as local_driver
+
+    produced: list[int] = []
+    real = local_driver.generate_sync
+
+    def recording(start, llm, channel):  # type: ignore[no-untyped-def]
+        real(start, llm, channel)
+        produced.append(channel.generated_chunks)
+
+    monkeypatch.setattr(local_driver, "generate_sync", recording)
+    request = _long_request(driver)
+    if how == "break":
+        async for _ in driver.generate_stream(request):
+            break
+    elif how == "exception":
+        with pytest.raises(RuntimeError):
+            async for _ in driver.generate_stream(request):
+                raise RuntimeError("the consumer failed")
+    else:
+        stream = driver.generate_stream(request)
+        await stream.__anext__()
+        del stream
+    await driver.generate(greedy("Hi", 2))  # waits for the generation lock: the first must have ended
+    assert produced[0] <= 3, f"the abandoned generation went on for {produced[0]} tokens"
+
+
+async def test_llama_cpp_prints_nothing_unless_debug() -> None:
+    import subprocess
+    import sys
+
+    quiet = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "hfdriver.cli", "chat", "--local", "What is the capital of France?"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert quiet.returncode == 0, quiet.stderr
+    assert "Paris" in quiet.stdout
+    assert quiet.stderr.strip().startswith("[local: ") and len(quiet.stderr.strip().splitlines()) == 1
+    debug = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "hfdriver.cli", "chat", "--local", "--debug", "hi"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert debug.returncode == 0 and "hfdriver.llama_cpp: " in debug.stderr  # routed to logging, not lost

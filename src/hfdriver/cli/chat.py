@@ -32,7 +32,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     chat.add_argument(
         "--local",
         action="store_true",
-        help="use the embedded local model (Gemma 3 270M via llama.cpp; a base model)",
+        help="run locally (llama.cpp): the embedded Gemma 3 270M base model, or --model REPO:QUANT / a .gguf path",
     )
     chat.set_defaults(func=run_chat)
 
@@ -40,7 +40,8 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 def chat_driver(args: argparse.Namespace) -> Driver:
     """The driver ``chat`` and ``serve`` use: the embedded local model, or the configuration's."""
     if args.local:
-        return create_driver(LLMConfig(provider="huggingface-local"))
+        # --model names a pulled model (REPO:QUANT, as `hfdriver local pull` takes it) or a .gguf path.
+        return create_driver(LLMConfig(provider="huggingface-local", model=args.model or None))
     return create_driver(load_config(args.config), args.profile, model=args.model)
 
 
@@ -57,7 +58,7 @@ async def run_chat(args: argparse.Namespace) -> int:
             raise UsageError(
                 "no prompt: pass one, pipe one on stdin, or run on a terminal for an interactive chat"
             )
-    if args.local:
+    if args.local and not args.model:
         from hfdriver.local import DEFAULT_MODEL_DESCRIPTION
 
         out(f"[local: {DEFAULT_MODEL_DESCRIPTION}; expect rough answers]", stream=sys.stderr)

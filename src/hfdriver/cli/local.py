@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from hfdriver.cli._common import progress_bar
@@ -25,24 +26,30 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     pull.set_defaults(func=run_pull)
     local.add_parser("list", parents=parents, help="installed local models").set_defaults(func=run_list)
     rm = local.add_parser(
-        "rm", parents=parents, help="remove an installed model (KEY from `hfdriver local list`)"
+        "rm",
+        parents=parents,
+        help="remove an installed model: REPO:QUANT, or a KEY from `hfdriver local list`",
     )
     rm.add_argument("key")
     rm.set_defaults(func=run_rm)
 
 
-async def run_list(args: argparse.Namespace) -> int:
-    from hfdriver.local import ModelStore
+def run_list(args: argparse.Namespace) -> int:
+    from hfdriver.local import DEFAULT_MODEL_DESCRIPTION, ModelStore, embedded_model_path
 
     models = ModelStore().list()
-    if not models:
-        print(
-            "no local models installed; try: hfdriver local pull bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M",
-            file=sys.stderr,
-        )
-        return 0
     for m in models:
         print(f"{m.key}  {m.size / 1e6:,.1f} MB  {m.path}")
+    embedded = embedded_model_path()
+    if embedded is not None:
+        size = Path(embedded).stat().st_size / 1e6
+        print(f"embedded  {size:,.1f} MB  {DEFAULT_MODEL_DESCRIPTION} (hfdriver chat --local)")
+    if not models:
+        print(
+            "no local models installed besides the embedded one; try: "
+            "hfdriver local pull bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -4,7 +4,7 @@
 only when used, and a missing one says which ``pip install 'hfdriver[local]'`` to run.
 """
 
-from hfdriver.local._default import DEFAULT_MODEL_DESCRIPTION, default_model_path
+from hfdriver.local._default import DEFAULT_MODEL_DESCRIPTION, default_model_path, embedded_model_path
 from hfdriver.local._driver import LocalDriver
 from hfdriver.local._store import DEVICES, DownloadProgress, InstalledModel, ModelStore, manifest_key
 from hfdriver.local._stream import LocalStream
@@ -18,5 +18,6 @@ __all__ = [
     "LocalStream",
     "ModelStore",
     "default_model_path",
+    "embedded_model_path",
     "manifest_key",
 ]

@@ -6,7 +6,7 @@ import functools
 
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 
-__all__ = ["DEFAULT_MODEL_DESCRIPTION", "default_model_path"]
+__all__ = ["DEFAULT_MODEL_DESCRIPTION", "default_model_path", "embedded_model_path"]
 
 DEFAULT_MODEL_DESCRIPTION = (
     "Gemma 3 270M (Q4_K_M): a small 270M-parameter *base* model, running offline on this machine"
@@ -33,3 +33,11 @@ def default_model_path() -> str:
         raise HuggingFaceError(
             HuggingFaceErrorKind.CONFIG, f"could not assemble the embedded model: {exc}"
         ) from None
+
+
+def embedded_model_path() -> str | None:
+    """The embedded model's path, or ``None`` when its package is not installed."""
+    try:
+        return default_model_path()
+    except HuggingFaceError:
+        return None

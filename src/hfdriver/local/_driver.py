@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import functools
 import inspect
+import json
 import logging
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -14,7 +17,8 @@ from typing import Any
 from hfdriver.dto.request import GenerateRequest, Image
 from hfdriver.dto.response import GenerateResponse
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
-from hfdriver.local._stream import END, LocalStream, generate_sync
+from hfdriver.local._stream import END, Channel, LocalStream, generate_sync
+from hfdriver.local._transcript import TRANSCRIPT, TRANSCRIPT_STOP, as_chat_chunk, render_transcript
 from hfdriver.openai import to_payload
 
 __all__ = ["LocalDriver"]
@@ -34,7 +38,32 @@ def _llama_cpp() -> Any:
             K.CONFIG,
             "local inference needs llama-cpp-python: pip install 'hfdriver[local]' (it builds llama.cpp; a few minutes)",
         ) from None
+    _route_llama_logs(llama_cpp)
     return llama_cpp
+
+
+_llama_log_callback: Any = None
+_llama_logger = logging.getLogger("hfdriver.llama_cpp")
+
+
+def _route_llama_logs(llama_cpp: Any) -> None:
+    """Send llama.cpp's own log lines to the ``hfdriver.llama_cpp`` logger at DEBUG.
+
+    llama-cpp-python's hook maps levels with an outdated table, so warnings such as
+    ``llama_kv_cache_iswa: using full-size SWA cache`` reach stderr despite ``verbose=False``.
+    Once installed (per process), nothing is printed unless logging shows DEBUG (``--debug``).
+    """
+    global _llama_log_callback
+    if _llama_log_callback is not None or not hasattr(llama_cpp, "llama_log_set"):
+        return
+
+    @llama_cpp.llama_log_callback  # type: ignore[misc,untyped-decorator,unused-ignore]
+    def callback(level: int, text: bytes, user_data: Any) -> None:
+        if _llama_logger.isEnabledFor(logging.DEBUG):
+            _llama_logger.debug("%s", text.decode("utf-8", "replace").rstrip())
+
+    _llama_log_callback = callback  # ctypes keeps only a pointer: the Python object must live on
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
 
 
 def _n_gpu_layers(device: str, llama_cpp: Any) -> int:
@@ -53,13 +82,19 @@ class LocalDriver:
 
     Args:
         model: a local ``.gguf`` path, or a Hub repository id (``org/name``) whose file is taken
-            from ``file`` or ``quantization`` and installed through :class:`ModelStore`.
+            from ``file`` or ``quantization`` and installed through :class:`ModelStore`;
+            ``org/name:Q4_K_M`` (what ``hfdriver local pull`` takes) names both.
         device: ``auto`` (offload to a GPU when llama.cpp was built with one), ``cpu`` or ``gpu``.
         context_size, threads: llama.cpp's ``n_ctx`` and ``n_threads``.
         chat_format: a llama.cpp chat format name (``"gemma"``, ``"chatml"``,
-            ``"chatml-function-calling"``...). ``chat_template``: a Jinja template instead. With
-            neither, the template in the GGUF metadata is used; a model without one is refused
-            with a message saying what to set.
+            ``"chatml-function-calling"``...), or ``"transcript"`` (hfdriver's plain-transcript
+            rendering for base models, see :mod:`hfdriver.local._transcript`). ``chat_template``:
+            a Jinja template instead. With neither, the template in the GGUF metadata is used,
+            and a model without one (a base model) is rendered as a transcript.
+        default_max_tokens: the ``max_tokens`` of requests that leave it unset (256), so a base
+            model that never says it is done does not run until its context is full.
+        default_temperature: the ``temperature`` of requests that leave it unset (``None``:
+            llama.cpp's own default, 0.8).
 
     The model loads on first use (or ``await driver.load()``); llama.cpp runs in a worker thread.
     One generation runs at a time; concurrent requests wait their turn in arrival order.
@@ -78,10 +113,22 @@ class LocalDriver:
         chat_template: str | None = None,
         model_name: str | None = None,
         store: Any = None,
+        default_max_tokens: int | None = 256,
+        default_temperature: float | None = None,
     ) -> None:
         if device not in ("auto", "cpu", "gpu"):
             raise HuggingFaceError(K.CONFIG, f"device: {device!r}; use 'auto', 'cpu' or 'gpu'")
-        self.source = str(model)
+        source = str(model)
+        repo, colon, quant = source.partition(":")
+        if (
+            colon
+            and file is None
+            and quantization is None
+            and repo.count("/") == 1
+            and not Path(source).exists()
+        ):
+            source, quantization = repo, quant.upper()  # org/name:Q4_K_M, as `hfdriver local pull` takes it
+        self.source = source
         self.file = file
         self.quantization = quantization
         self.device = device
@@ -89,6 +136,9 @@ class LocalDriver:
         self.threads = threads or max(1, (os.cpu_count() or 2))
         self.chat_format = chat_format
         self.chat_template = chat_template
+        self.default_max_tokens = default_max_tokens
+        self.default_temperature = default_temperature
+        self._transcript = chat_format == TRANSCRIPT
         self.model = model_name or Path(self.source).name.removesuffix(".gguf")
         self._store = store
         self._llm: Any = None
@@ -104,7 +154,8 @@ class LocalDriver:
         """
         from hfdriver.local._default import default_model_path
 
-        options.setdefault("chat_format", "gemma")
+        options.setdefault("chat_format", TRANSCRIPT)  # a base model: see hfdriver.local._transcript
+        options.setdefault("default_temperature", 0.0)  # greedy: a 270M model answers best without sampling
         options.setdefault("model_name", "local/gemma-3-270m-q4_k_m")
         options.setdefault("context_size", 2048)
         return cls(default_model_path(), **options)
@@ -176,7 +227,7 @@ class LocalDriver:
             "n_gpu_layers": _n_gpu_layers(self.device, llama_cpp),
             "verbose": False,
         }
-        if self.chat_format is not None and self.chat_template is None:
+        if self.chat_format is not None and self.chat_template is None and not self._transcript:
             options["chat_format"] = self.chat_format
         try:
             llm = llama_cpp.Llama(**options)
@@ -195,16 +246,17 @@ class LocalDriver:
                 self.chat_template, eos_token=eos, bos_token=bos
             ).to_chat_handler()
         elif self.chat_format is None and not llm.metadata.get("tokenizer.chat_template"):
-            _close_llm(llm)
-            raise HuggingFaceError(
-                K.MODEL_NOT_SUPPORTED,
-                f"{Path(path).name} has no chat template in its GGUF metadata and none was given: "
-                "set chat_format (e.g. 'gemma', 'chatml', 'llama-2') or chat_template (a Jinja template)",
+            logger.info(
+                "hfdriver: %s has no chat template: rendering conversations as a plain transcript "
+                "(set chat_format or chat_template to change that)",
+                Path(path).name,
             )
+            self._transcript = True
         return llm
 
     # ------------------------------------------------------------------ requests
-    def _kwargs(self, request: GenerateRequest, *, stream: bool) -> dict[str, Any]:
+    def _check(self, request: GenerateRequest) -> None:
+        """What no local model can do, checked before anything runs."""
         if not isinstance(request, GenerateRequest):
             raise HuggingFaceError(
                 K.INVALID_REQUEST, f"expected a GenerateRequest, got {type(request).__name__}"
@@ -224,21 +276,47 @@ class LocalDriver:
             raise HuggingFaceError(
                 K.INVALID_REQUEST, "routing: a local model has no providers to route between"
             )
-        payload = to_payload(request, model=self.model, stream=stream)
+
+    def _options(self, request: GenerateRequest) -> dict[str, Any]:
+        """The sampling options of ``request`` as llama.cpp keyword arguments (with the messages)."""
+        payload = to_payload(request, model=self.model, stream=True)
         payload.pop("model", None)
         payload.pop("stream_options", None)
         if "stop" in payload:
             payload["stop"] = list(payload["stop"])
+        if request.max_tokens is None and self.default_max_tokens is not None:
+            payload["max_tokens"] = self.default_max_tokens
+        if request.temperature is None and self.default_temperature is not None:
+            payload["temperature"] = self.default_temperature
         return payload
 
-    def _check_extra(self, llm: Any, kwargs: dict[str, Any]) -> None:
-        accepted = inspect.signature(llm.create_chat_completion).parameters
-        unknown = sorted(k for k in kwargs if k not in accepted)
-        if unknown:
-            raise HuggingFaceError(
-                K.INVALID_REQUEST,
-                f"extra: llama.cpp does not take {unknown}; it takes e.g. top_k, min_p, repeat_penalty",
-            )
+    def _starter(self, llm: Any, request: GenerateRequest) -> Callable[[], Iterator[dict[str, Any]]]:
+        """What the worker thread calls: llama.cpp's chat completion, or the transcript completion."""
+        options = self._options(request)
+        if not self._transcript:
+            _check_extra(llm.create_chat_completion, options)
+            return lambda: llm.create_chat_completion(**options)
+        prompt = render_transcript(request.messages)
+        del options["messages"]
+        stops: tuple[str, ...] = TRANSCRIPT_STOP
+        fmt = options.pop("response_format", None)
+        if fmt is not None and fmt.get("type") != "text":
+            # As llama.cpp's chat handlers do: a grammar forces JSON from the first token. JSON may
+            # hold blank lines, so only the next turn ends it.
+            options["grammar"] = _json_grammar(fmt)
+            stops = ("\nUser:",)
+        options["stop"] = [*options.get("stop", ()), *stops]
+        _check_extra(llm.create_completion, options)
+
+        def start() -> Iterator[dict[str, Any]]:
+            first = True
+            for chunk in llm.create_completion(prompt, **options):
+                converted = as_chat_chunk(chunk, first=first)
+                if first and any(c["delta"]["content"] for c in converted["choices"]):
+                    first = False
+                yield converted
+
+        return start
 
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
         """Generate a whole answer (runs llama.cpp in a worker thread)."""
@@ -248,21 +326,39 @@ class LocalDriver:
 
     def generate_stream(self, request: GenerateRequest) -> LocalStream:
         """Stream an answer token by token; abandoning the stream stops generation."""
-        kwargs = self._kwargs(request, stream=True)
-        return LocalStream(functools.partial(self._run, kwargs), model=self.model)
+        self._check(request)
+        return LocalStream(functools.partial(self._run, request), model=self.model)
 
-    async def _run(self, kwargs: dict[str, Any], stream: LocalStream) -> None:
+    async def _run(self, request: GenerateRequest, channel: Channel) -> None:
         """The generation task: waits its turn, then runs llama.cpp in a thread."""
         await self.load()
         async with self._generation_lock:
-            if stream.stop.is_set():
-                stream.deliver(END)
+            if channel.stop.is_set():
+                channel.deliver(END)
                 return
             llm = self._llm
             if llm is None:
                 raise HuggingFaceError(K.CONFIG, "this LocalDriver was closed")
-            self._check_extra(llm, kwargs)
-            await asyncio.to_thread(generate_sync, llm, kwargs, stream)
+            await asyncio.to_thread(generate_sync, self._starter(llm, request), llm, channel)
+
+
+def _json_grammar(fmt: dict[str, Any]) -> Any:
+    from llama_cpp import llama_grammar  # type: ignore[import-not-found,unused-ignore]
+
+    schema = (fmt.get("json_schema") or {}).get("schema")
+    if schema:
+        return llama_grammar.LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+    return llama_grammar.LlamaGrammar.from_string(llama_grammar.JSON_GBNF, verbose=False)
+
+
+def _check_extra(method: Any, options: dict[str, Any]) -> None:
+    accepted = inspect.signature(method).parameters
+    unknown = sorted(k for k in options if k not in accepted)
+    if unknown:
+        raise HuggingFaceError(
+            K.INVALID_REQUEST,
+            f"extra: llama.cpp does not take {unknown}; it takes e.g. top_k, min_p, repeat_penalty",
+        )
 
 
 def _local_file(source: str) -> str | None:

@@ -216,8 +216,30 @@ class ModelStore:
         key = manifest_key(repo_id, file_or_quant, device)
         return next((m for m in self.list() if m.key == key), None)
 
+    def resolve_key(self, spec: str) -> str:
+        """The manifest key ``spec`` names: a key itself, or ``REPO:QUANT`` / ``REPO:FILE`` as
+        ``hfdriver local pull`` takes it (the ``auto`` device, else the only device installed)."""
+        entries = self._read()
+        if spec in entries or "::" in spec:
+            return spec
+        repo, _, which = spec.partition(":")
+        if not which:
+            return spec
+        matches = [key for key in entries if key.split("::")[:2] in ([repo, which.upper()], [repo, which])]
+        auto = [k for k in matches if k.endswith("::auto")]
+        if len(auto) == 1 or len(matches) == 1:
+            return (auto or matches)[0]
+        if matches:
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.INVALID_REQUEST,
+                f"{spec} is installed for several devices: remove one of {', '.join(sorted(matches))}",
+            )
+        return spec
+
     def remove(self, key: str) -> InstalledModel:
-        """Forget the entry ``key`` and delete its files from the cache (if no other entry uses them)."""
+        """Forget the entry ``key`` (or ``REPO:QUANT``) and delete its files from the cache (if no
+        other entry uses them)."""
+        key = self.resolve_key(key)
         with self._locked():
             entries = self._read()
             if key not in entries:

@@ -3,6 +3,11 @@
 It mirrors :class:`~hfdriver.huggingface.HuggingFaceStream`: an async iterator and async
 context manager of :class:`StreamChunk`. llama.cpp's OpenAI-shaped chunks go through the same
 parser (:func:`hfdriver.openai.parse_chunk`) and the same :class:`StreamAssembler` as the router's.
+
+The worker thread and the generation task hold only a :class:`Channel`, never the stream itself:
+a consumer that drops the stream (a ``break`` out of a bare ``async for``, an exception, plain
+garbage collection) lets it be collected at once, and its finalizer stops the generation within
+a token, so the next request does not wait for an answer nobody reads.
 """
 
 from __future__ import annotations
@@ -20,28 +25,73 @@ from hfdriver.dto.stream import StreamAssembler, StreamChunk
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 from hfdriver.openai import parse_chunk
 
-__all__ = ["END", "LocalStream", "generate_sync"]
+__all__ = ["END", "Channel", "LocalStream", "generate_sync"]
 
 END = object()
 """The last item a generation hands over."""
 
 
-def generate_sync(llm: Any, kwargs: dict[str, Any], stream: LocalStream) -> None:
-    """Runs in the worker thread: feeds OpenAI-shaped chunks to the stream until done or stopped."""
+class Channel:
+    """Between the worker thread and the consumer: items one way, a stop flag the other."""
+
+    __slots__ = ("_loop", "_waiting", "generated_chunks", "items", "stop", "wakeup")
+
+    def __init__(self) -> None:
+        self.items: deque[Any] = deque()
+        self.stop = threading.Event()
+        self.wakeup = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._waiting = False
+        self.generated_chunks = 0
+
+    def push(self, item: Any) -> None:
+        """From the worker thread: hand an item to the consumer.
+
+        ``deque.append`` is thread-safe; the event loop is woken (a self-pipe write) only when
+        the consumer is actually waiting, not once per token, so llama.cpp keeps its cores.
+        """
+        self.items.append(item)
+        if self._waiting:
+            self._waiting = False
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self._loop.call_soon_threadsafe(self.wakeup.set)
+
+    def deliver(self, item: Any) -> None:
+        """On the event loop: hand an item to the consumer."""
+        self.items.append(item)
+        self.wakeup.set()
+
+    async def wait(self) -> None:
+        """Until the worker hands something over."""
+        self.wakeup.clear()
+        self._waiting = True
+        if self.items:  # the worker appended between the caller's check and the flag
+            self._waiting = False
+            return
+        await self.wakeup.wait()
+
+    def task_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.deliver(task.exception())
+            self.deliver(END)
+
+
+def generate_sync(start: Callable[[], Iterator[dict[str, Any]]], llm: Any, channel: Channel) -> None:
+    """Runs in the worker thread: feeds OpenAI-shaped chunks to the channel until done or stopped."""
     produced = 0
     chunks: Iterator[dict[str, Any]] | None = None
     try:
-        chunks = llm.create_chat_completion(**kwargs)
+        chunks = start()
         for chunk in chunks:
-            if stream.stop.is_set():
+            if channel.stop.is_set():
                 break
             choices = chunk.get("choices") or ()
             if choices and (choices[0].get("delta") or {}).get("content"):
                 produced += 1  # one content chunk per generated token
-            stream.push(chunk)
-        if not stream.stop.is_set():
+            channel.push(chunk)
+        if not channel.stop.is_set():
             total = int(getattr(llm, "n_tokens", 0) or 0)
-            stream.push(
+            channel.push(
                 {
                     "choices": [],
                     "usage": {
@@ -52,99 +102,63 @@ def generate_sync(llm: Any, kwargs: dict[str, Any], stream: LocalStream) -> None
                 }
             )
     except Exception as exc:  # llama.cpp failures become typed errors on the event loop side
-        stream.push(HuggingFaceError(HuggingFaceErrorKind.SERVER, f"llama.cpp failed: {exc}"))
+        channel.push(HuggingFaceError(HuggingFaceErrorKind.SERVER, f"llama.cpp failed: {exc}"))
     finally:
-        if chunks is not None and hasattr(chunks, "close"):
+        close = getattr(chunks, "close", None)
+        if close is not None:
             with contextlib.suppress(Exception):
-                chunks.close()
-        stream.generated_chunks = produced
-        stream.push(END)
+                close()
+        channel.generated_chunks = produced
+        channel.push(END)
 
 
 class LocalStream:
     """A streamed local answer; an async iterator and async context manager, like the router's."""
 
     def __init__(
-        self, run: Callable[[LocalStream], Coroutine[Any, Any, None]], *, model: str | None = None
+        self, run: Callable[[Channel], Coroutine[Any, Any, None]], *, model: str | None = None
     ) -> None:
         self._run = run
         self._model = model
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._items: deque[Any] = deque()
-        self._wakeup: asyncio.Event | None = None
-        self._waiting = False
+        self._channel: Channel | None = None
         self._task: asyncio.Task[None] | None = None
         self._assembler = StreamAssembler()
         self._ready: deque[StreamChunk] = deque()
         self._finished = False
-        self.stop = threading.Event()
-        self.generated_chunks = 0
         self.provider = "local"
         self.request_id: str | None = None
 
-    def _start(self) -> None:
-        if self._task is None:
-            self._loop = asyncio.get_running_loop()
-            self._wakeup = asyncio.Event()
-            self._task = asyncio.create_task(self._run(self))
-            self._task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            self.deliver(task.exception())
-            self.deliver(END)
-
-    def push(self, item: Any) -> None:
-        """From the worker thread: hand an item to the consumer.
-
-        ``deque.append`` is thread-safe; the event loop is woken (a self-pipe write) only when
-        the consumer is actually waiting, not once per token, so llama.cpp keeps its cores.
-        """
-        self._items.append(item)
-        if self._waiting:
-            self._waiting = False
-            loop = self._loop
-            if loop is not None:
-                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                    loop.call_soon_threadsafe(self._wake)
-
-    def _wake(self) -> None:
-        if self._wakeup is not None:
-            self._wakeup.set()
-
-    def deliver(self, item: Any) -> None:
-        """On the event loop: hand an item to the consumer."""
-        self._items.append(item)
-        self._wake()
+    def _start(self) -> Channel:
+        channel = self._channel
+        if channel is None:
+            channel = self._channel = Channel()
+            self._task = asyncio.create_task(self._run(channel))
+            self._task.add_done_callback(channel.task_done)
+        return channel
 
     def __aiter__(self) -> LocalStream:
         return self
 
     async def __anext__(self) -> StreamChunk:
-        self._start()
+        channel = self._start()
+        items = channel.items
         while not self._ready:
             if self._finished:
                 raise StopAsyncIteration
-            if not self._items:
-                assert self._wakeup is not None
-                self._wakeup.clear()
-                self._waiting = True
-                if self._items:  # the worker appended between the check and the flag
-                    self._waiting = False
-                    continue
+            if not items:
                 try:
-                    await self._wakeup.wait()
+                    await channel.wait()
                 except BaseException:
-                    self.stop.set()
+                    channel.stop.set()
                     raise
                 continue
-            item = self._items.popleft()
+            item = items.popleft()
             if item is END:
                 self._ready.extend(self._assembler.end_of_stream())
                 self._finished = True
             elif isinstance(item, BaseException):
                 self._finished = True
-                self.stop.set()
+                channel.stop.set()
                 raise item
             else:
                 parsed = parse_chunk(item, provider=self.provider)
@@ -163,17 +177,24 @@ class LocalStream:
 
     async def aclose(self) -> None:
         """Stop generating (within a token or two) and wait for the worker to let go."""
-        self.stop.set()
         self._finished = True
+        if self._channel is not None:
+            self._channel.stop.set()
         task = self._task
         if task is not None and not task.done():
             with contextlib.suppress(Exception):
                 await asyncio.shield(task)
 
     def __del__(self) -> None:
-        stop = getattr(self, "stop", None)
-        if stop is not None:
-            stop.set()
+        # Dropped without aclose (a `break` out of a bare `async for`): stop the worker now.
+        channel = getattr(self, "_channel", None)
+        if channel is not None:
+            channel.stop.set()
+
+    @property
+    def generated_chunks(self) -> int:
+        """Content chunks (tokens) the worker produced, once it has finished."""
+        return self._channel.generated_chunks if self._channel is not None else 0
 
     async def collect(self) -> GenerateResponse:
         async for _ in self:
