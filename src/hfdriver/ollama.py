@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -69,6 +70,17 @@ async def ollama_pull(
     ``ollama serve``); a pull error reported by Ollama is ``NOT_FOUND`` or ``SERVER``.
     """
     name = ollama_model_ref(spec)
+    try:
+        parts = urlsplit(ollama_url)
+        _ = parts.port  # raises ValueError for a port that is not a number
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise HuggingFaceError(
+            HuggingFaceErrorKind.INVALID_REQUEST,
+            f"ollama_url: {ollama_url!r} is not an http(s):// URL; Ollama listens on http://127.0.0.1:11434",
+        )
     http = HttpClient(
         session=session,
         service=f"Ollama at {ollama_url}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -26,8 +27,9 @@ class Result:
     err: str
 
 
-@pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[dict[str, object]]:
+@contextlib.asynccontextmanager
+async def cli_env(tmp_path: Path) -> AsyncIterator[dict[str, object]]:
+    """A FakeRouter, a FakeHub, a config pointing at them and an environment without tokens."""
     async with FakeRouter() as router, FakeHub(tokens={TOKEN: whoami_body("alice")}) as hub:
         config = tmp_path / "hfdriver.toml"
         config.write_text(
@@ -41,6 +43,12 @@ async def env(tmp_path: Path) -> AsyncIterator[dict[str, object]]:
             PYTHONUNBUFFERED="1",
         )
         yield {"router": router, "hub": hub, "environ": environ, "config": config, "tmp": tmp_path}
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[dict[str, object]]:
+    async with cli_env(tmp_path) as environment:
+        yield environment
 
 
 async def cli(
@@ -290,7 +298,8 @@ async def test_local_pull_list_rm(env: dict[str, object]) -> None:
     assert empty.code == 0 and "no local models installed" in empty.err
     pulled = await cli(env, "local", "pull", "acme/tiny-GGUF:q4_k_m", "--device", "cpu", extra_env=extra)
     assert pulled.code == 0, pulled.err
-    assert "installed acme/tiny-GGUF::Q4_K_M::cpu at " in pulled.out and "100.0%" in pulled.err
+    assert "installed acme/tiny-GGUF::Q4_K_M::cpu at " in pulled.out and "100%|" in pulled.err  # tqdm
+    assert pulled.err.count("100%") == 1  # one bar, finished once
     listed = await cli(env, "local", "list", extra_env=extra)
     assert listed.out.startswith("acme/tiny-GGUF::Q4_K_M::cpu  0.1 MB  ")
     assert (

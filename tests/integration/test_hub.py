@@ -251,15 +251,19 @@ async def test_hub_rate_limit_header_sets_retry_after(client: HubClient, hub: Fa
 
 
 async def test_offline_mode_makes_no_network_attempt(
-    client: HubClient, hub: FakeHub, monkeypatch: pytest.MonkeyPatch
+    client: HubClient, hub: FakeHub, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for call in (client.whoami(), client.router_models(), client.list_gguf_files("a/b")):
+    for call in (client.whoami(), client.router_models(fallback=False), client.list_gguf_files("a/b")):
         with pytest.raises(HuggingFaceError, match="offline mode") as info:
             await call
         assert info.value.kind is K.CONFIG
     with pytest.raises(HuggingFaceError, match="offline mode"):
         [m async for m in client.search_models()]
+    # The catalogue falls back offline as it does without a network, saying so (issue 10).
+    with caplog.at_level(logging.WARNING, logger="hfdriver"):
+        catalogue = await client.router_models()
+    assert catalogue and all(m.source == "catalogue" for m in catalogue) and "offline mode" in caplog.text
     assert hub.requests == []
 
 

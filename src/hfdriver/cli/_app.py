@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import inspect
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -39,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code.
 
     Exit codes: 0 ok, 1 error (one line: the kind and what to do; a traceback only with
-    --debug), 2 usage, 130 interrupted.
+    --debug), 2 usage, 130 interrupted, 141 the reader of stdout went away (``| head``).
     """
     args = build_parser().parse_args(argv)
     if args.debug:
@@ -52,6 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         out("interrupted", stream=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`hfdriver models list | head`): stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush cannot fail again
+        return 141
     except UsageError as exc:
         out(f"hfdriver: {exc}", stream=sys.stderr)
         return 2

@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
-from collections.abc import Sequence
-from typing import TextIO
+from collections.abc import Coroutine, Sequence
+from types import TracebackType
+from typing import Any, TextIO, TypeVar
 
 import attrs
 
 from hfdriver.config import Config, LLMConfig, load_config
 from hfdriver.hub import HubClient
 
-__all__ = ["UsageError", "global_options", "hub_client", "llm_config", "out", "progress_bar", "table"]
+__all__ = [
+    "LoopRunner",
+    "UsageError",
+    "global_options",
+    "hub_client",
+    "llm_config",
+    "out",
+    "progress_bar",
+    "table",
+]
+
+T = TypeVar("T")
 
 
 class UsageError(Exception):
@@ -75,3 +88,37 @@ def progress_bar(fraction: float | None, width: int = 30) -> str:
         return "[" + "?" * width + "]"
     filled = int(fraction * width)
     return "[" + "#" * filled + "." * (width - filled) + f"] {fraction * 100:5.1f}%"
+
+
+class LoopRunner:
+    """One event loop for several ``run(coroutine)`` calls, with no loop running in between:
+    a blocking prompt read between them is interrupted by Ctrl-C at once. ``asyncio.Runner`` on
+    Python 3.11+ (a Ctrl-C during ``run`` cancels the coroutine, then raises KeyboardInterrupt)."""
+
+    def __init__(self) -> None:
+        self._runner: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __enter__(self) -> LoopRunner:
+        if sys.version_info >= (3, 11):
+            self._runner = asyncio.Runner()
+            self._runner.__enter__()
+        else:  # pragma: no cover - Python 3.10
+            self._loop = asyncio.new_event_loop()
+        return self
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        if self._runner is not None:
+            result: T = self._runner.run(coroutine)
+            return result
+        assert self._loop is not None  # pragma: no cover - Python 3.10
+        return self._loop.run_until_complete(coroutine)  # pragma: no cover
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._runner is not None:
+            self._runner.__exit__(exc_type, exc, tb)
+        elif self._loop is not None:  # pragma: no cover - Python 3.10
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            self._loop.close()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
 import json
 import sys
 from typing import Any
 
-from hfdriver.cli._common import UsageError, out
+from hfdriver.cli._common import LoopRunner, UsageError, out
 from hfdriver.config import LLMConfig, create_driver, load_config
 from hfdriver.driver import Driver
 from hfdriver.dto.request import GenerateRequest, Message
@@ -49,46 +49,90 @@ def _response_json(response: Any) -> str:
     return json.dumps(converter.unstructure(response), indent=2, ensure_ascii=False, default=str)
 
 
-async def run_chat(args: argparse.Namespace) -> int:
-    prompt = args.prompt
-    interactive = prompt is None and sys.stdin.isatty()
-    if prompt is None and not interactive:
-        prompt = sys.stdin.read().strip()
-        if not prompt:
-            raise UsageError(
-                "no prompt: pass one, pipe one on stdin, or run on a terminal for an interactive chat"
-            )
+HELP = """commands: /exit (or /quit, Ctrl-D) leaves, /help shows this; anything else is sent to the model"""
+
+
+def _read_stdin() -> str:
+    """Piped input, which must be UTF-8 text."""
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"stdin is not UTF-8 text (byte {exc.start}: {data[exc.start : exc.start + 1]!r}); "
+            "convert it first, e.g. with iconv -f latin1 -t utf-8"
+        ) from None
+
+
+def _prompt_from(args: argparse.Namespace) -> str | None:
+    """The prompt: the argument, piped stdin, or both (``echo doc | hfdriver chat "Summarise:"``)."""
+    if sys.stdin.isatty():
+        return args.prompt if isinstance(args.prompt, str) else None
+    piped = _read_stdin().strip()
+    if args.prompt and piped:
+        return f"{args.prompt}\n\n{piped}"
+    prompt = args.prompt or piped
+    if not prompt:
+        raise UsageError(
+            "no prompt: pass one, pipe one on stdin, or run on a terminal for an interactive chat"
+        )
+    return prompt
+
+
+def _ask() -> str | None:
+    """One line from the terminal (with line editing), or None at end of input.
+
+    Read on the main thread, not a worker: Ctrl-C then interrupts it at once.
+    """
+    with contextlib.suppress(ImportError):
+        import readline  # noqa: F401 - importing it gives input() line editing and history
+    try:
+        return input("you> ")
+    except EOFError:
+        out()
+        return None
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    """Interactive prompts are read while no event loop runs, so Ctrl-C interrupts them at once
+    (asyncio's own SIGINT handler only cancels a task); each turn then runs on one loop."""
+    prompt = _prompt_from(args)
+    interactive = prompt is None
     if args.local and not args.model:
         from hfdriver.local import DEFAULT_MODEL_DESCRIPTION
 
         out(f"[local: {DEFAULT_MODEL_DESCRIPTION}; expect rough answers]", stream=sys.stderr)
-    driver = chat_driver(args)
-    try:
-        history: list[Message] = [Message.system(args.system)] if args.system else []
-        while True:
+    with LoopRunner() as runner:
+        driver = chat_driver(args)
+        try:
             if interactive:
-                try:
-                    prompt = await asyncio.to_thread(input, "you> ")
-                except EOFError:
-                    out()
+                name = getattr(driver, "model", None) or "the configured model"
+                out(f"chatting with {name}; /help for commands, /exit or Ctrl-D to leave", stream=sys.stderr)
+            history: list[Message] = [Message.system(args.system)] if args.system else []
+            while True:
+                if interactive:
+                    prompt = _ask()
+                    if prompt is None or prompt.strip() in ("/exit", "/quit"):
+                        return 0
+                    if prompt.strip() == "/help":
+                        out(HELP, stream=sys.stderr)
+                        continue
+                    if not prompt.strip():
+                        continue
+                assert prompt is not None
+                history.append(Message.user(prompt))
+                request = GenerateRequest(
+                    messages=tuple(history), max_tokens=args.max_tokens, temperature=args.temperature
+                )
+                if args.json:
+                    out(_response_json(runner.run(driver.generate(request))))
                     return 0
-                if prompt.strip() in ("/exit", "/quit"):
+                answer = runner.run(_stream_answer(driver, request))
+                history.append(Message.assistant(answer or None))
+                if not interactive:
                     return 0
-                if not prompt.strip():
-                    continue
-            history.append(Message.user(prompt))
-            request = GenerateRequest(
-                messages=tuple(history), max_tokens=args.max_tokens, temperature=args.temperature
-            )
-            if args.json:
-                out(_response_json(await driver.generate(request)))
-                return 0
-            answer = await _stream_answer(driver, request)
-            history.append(Message.assistant(answer or None))
-            if not interactive:
-                return 0
-    finally:
-        await driver.aclose()
+        finally:
+            runner.run(driver.aclose())
 
 
 async def _stream_answer(driver: Driver, request: GenerateRequest) -> str:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from hfdriver.cli._common import llm_config, out
 from hfdriver.config import token_for
-from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, redact
 from hfdriver.transport import RetryPolicy, Timeouts
 
 __all__ = ["CONFIG_TEMPLATE", "register"]
@@ -32,6 +34,7 @@ max_tokens = 512                 # defaults for requests that do not set them
 # Where the token comes from; without this table: HF_TOKEN & co., then the token file.
 # api_key_env = "HUGGINGFACE_API_TOKEN"
 # token_file = "~/.cache/huggingface/token"
+# anonymous = true               # send no token (a local server that takes none)
 
 [llm.retry]
 # attempts = 4
@@ -44,7 +47,7 @@ max_tokens = 512                 # defaults for requests that do not set them
 
 # Profiles inherit [llm] and override what they set: hfdriver --profile local-vllm chat ...
 [profiles.local-vllm]
-provider = "huggingface-endpoint"
+provider = "huggingface-endpoint"      # routing from [llm] is not applied: it is the router's
 base_url = "http://127.0.0.1:8000/v1"
 model = "Qwen/Qwen2.5-7B-Instruct"
 """
@@ -73,6 +76,25 @@ def run_init(args: argparse.Namespace) -> int:
     return 0
 
 
+_SECRET_KEY = re.compile(r"key|token|secret|password|passwd|auth|credential", re.IGNORECASE)
+
+
+def _redact_option(key: str, value: Any) -> str:
+    """An ``[llm.options]`` value fit to print: secrets by name masked, token shapes redacted."""
+    if _SECRET_KEY.search(key) and value not in (None, ""):
+        return "****"
+    return redact(str(value))
+
+
+def _redact_url(url: str) -> str:
+    """``https://user:secret@host/v1`` -> ``https://user:****@host/v1``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return redact(url)
+    netloc = parts.netloc.replace(f":{parts.password}@", ":****@", 1)
+    return redact(urlunsplit(parts._replace(netloc=netloc)))
+
+
 def _changed(value: Any, default: Any) -> str:
     """``name=value`` for the fields of a frozen value that differ from its defaults."""
     fields = [f.name for f in value.__attrs_attrs__]
@@ -88,13 +110,15 @@ def run_show(args: argparse.Namespace) -> int:
     )
     for name in ("provider", "model", "base_url", "routing", "bill_to", "max_tokens", "temperature"):
         value = getattr(llm, name)
+        if name == "base_url" and value:
+            value = _redact_url(value)
         out(f"{name}: {value if value is not None else '-'}")
     for name, default in (("retry", RetryPolicy()), ("timeouts", Timeouts())):
         changed = _changed(getattr(llm, name), default)
         if changed:
             out(f"{name}: {changed}")
     if llm.options:
-        out("options: " + ", ".join(f"{k}={v}" for k, v in llm.options.items()))
+        out("options: " + ", ".join(f"{k}={_redact_option(k, v)}" for k, v in llm.options.items()))
     try:
         token = token_for(llm, config.path, f"profiles.{args.profile}" if args.profile else "llm")
     except HuggingFaceError as exc:

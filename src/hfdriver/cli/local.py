@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hfdriver.cli._common import progress_bar
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 
 __all__ = ["register"]
@@ -70,18 +69,35 @@ async def run_pull(args: argparse.Namespace) -> int:
             HuggingFaceErrorKind.INVALID_REQUEST,
             f"model: give a quantization ({repo}:Q4_K_M) or --file NAME.gguf",
         )
+    store = ModelStore()
+    spec = args.file or quant.upper()
+    existing = store.get(repo, spec, args.device)
+    if existing is not None:
+        print(f"{existing.key} is already installed at {existing.path}")
+        return 0
+    bars: dict[str, Any] = {}
 
     def show(progress: DownloadProgress) -> None:
-        size = f"{progress.downloaded / 1e6:,.1f}/{(progress.total or 0) / 1e6:,.1f} MB"
-        print(
-            f"\r{progress.filename} {progress_bar(progress.fraction)} {size}",
-            end="\n" if progress.done else "",
-            file=sys.stderr,
-            flush=True,
-        )
+        from tqdm.auto import tqdm  # type: ignore[import-untyped,unused-ignore]
 
-    model = await ModelStore().pull(
-        repo, quantization=quant or None, file=args.file, device=args.device, on_progress=show
-    )
+        bar = bars.get(progress.filename)
+        if bar is None:
+            bar = bars[progress.filename] = tqdm(
+                total=progress.total, unit="B", unit_scale=True, unit_divisor=1024, desc=progress.filename,
+                file=sys.stderr, dynamic_ncols=True,
+            )  # fmt: skip
+        if progress.total and bar.total != progress.total:
+            bar.total = progress.total
+        bar.update(max(0, progress.downloaded - bar.n))
+        if progress.done:
+            bar.close()
+
+    try:
+        model = await store.pull(
+            repo, quantization=quant or None, file=args.file, device=args.device, on_progress=show
+        )
+    finally:
+        for bar in bars.values():
+            bar.close()
     print(f"installed {model.key} at {model.path}")
     return 0

@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from hfdriver.cli.chat import chat_driver
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 from hfdriver.server import DEFAULT_HOST, DEFAULT_PORT, OpenAIServer
 
 __all__ = ["register"]
@@ -21,12 +22,34 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     serve.add_argument(
         "--host", default=DEFAULT_HOST, help=f"interface to bind (default {DEFAULT_HOST}: this machine only)"
     )
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument(
+        "--port", type=_port, default=DEFAULT_PORT, help=f"0-65535 (default {DEFAULT_PORT}; 0: any free port)"
+    )
     serve.add_argument("--api-key", help="require 'Authorization: Bearer KEY' from clients")
     serve.add_argument("--model", help="model to serve (overrides the configuration)")
     serve.add_argument("--local", action="store_true", help="serve the embedded local model (llama.cpp)")
-    serve.add_argument("--max-request-bytes", type=int, default=4 * 1024 * 1024)
+    serve.add_argument("--max-request-bytes", type=_positive_int, default=4 * 1024 * 1024)
     serve.set_defaults(func=run_serve)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: use 0-65535 (0 picks a free one)")
+    return port
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 async def run_serve(args: argparse.Namespace) -> int:
@@ -39,7 +62,14 @@ async def run_serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await server.start()
+        try:
+            await server.start()
+        except OSError as exc:
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.CONFIG,
+                f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
+                "pass another --port (0 picks a free one) or --host",
+            ) from None
         print(
             f"hfdriver serving {getattr(driver, 'model', None) or 'its default model'} at {server.base_url} (Ctrl-C to stop)",
             file=sys.stderr,

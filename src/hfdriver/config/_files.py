@@ -45,6 +45,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
             data = tomllib.loads(candidate.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise config_error(candidate, f"not valid TOML: {exc}") from None
+        except RecursionError:
+            raise config_error(candidate, "not valid TOML: tables or arrays nested too deeply") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise config_error(candidate, f"cannot be read: {exc}") from None
         return parse_config(data, candidate)

@@ -106,6 +106,8 @@ def get_provider(name: str, *, path: Path | None = None, table: str = "llm") -> 
 def token_for(config: LLMConfig, path: Path | None = None, table: str = "llm") -> Token | None:
     """The token ``config`` asks for: ``[auth] api_key_env`` or ``token_file``, else the standard lookup."""
     auth = config.auth
+    if auth.anonymous:
+        return None
     if auth.api_key_env:
         value = os.environ.get(auth.api_key_env, "").strip()
         if not value:

@@ -31,10 +31,12 @@ __all__ = [
 
 @attrs.frozen(slots=True, kw_only=True)
 class AuthConfig:
-    """Where the token comes from: an environment variable, a file, or the standard lookup."""
+    """Where the token comes from: an environment variable, a file, the standard lookup, or
+    nowhere (``anonymous = true``: a local server that takes no token)."""
 
     api_key_env: str | None = None
     token_file: str | None = None
+    anonymous: bool = False
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -86,7 +88,11 @@ _SCALARS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "temperature": ((int, float), "a number between 0 and 2"),
 }
 _TABLES: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
-    "auth": {"api_key_env": (str, "an environment variable name"), "token_file": (str, "a file path")},
+    "auth": {
+        "api_key_env": (str, "an environment variable name"),
+        "token_file": (str, "a file path"),
+        "anonymous": (bool, "true (send no token) or false"),
+    },
     "retry": {
         "attempts": (int, "an integer >= 1"),
         "deadline": ((int, float), "seconds"),
@@ -166,11 +172,9 @@ def _parse_llm(path: Path | None, table: str, data: Any, base: LLMConfig | None)
             except HuggingFaceError as exc:
                 raise config_error(path, f"[{table}.{name}] {exc.message}") from None
     if auth is not None:
-        merged["auth"] = attrs.evolve(start.auth, **auth)
-        if "api_key_env" in auth and "token_file" not in auth:
-            merged["auth"] = attrs.evolve(merged["auth"], token_file=None)
-        elif "token_file" in auth and "api_key_env" not in auth:
-            merged["auth"] = attrs.evolve(merged["auth"], api_key_env=None)
+        # A profile's auth table names one source, which replaces the inherited one.
+        sources = {"api_key_env": None, "token_file": None, "anonymous": False}
+        merged["auth"] = AuthConfig(**(sources | auth)) if set(auth) & set(sources) else start.auth
     config = attrs.evolve(start, **fields, **merged)
     _validate(path, table, config)
     return config
@@ -183,8 +187,10 @@ def _validate(path: Path | None, table: str, config: LLMConfig) -> None:
         raise config_error(path, f"[{table}] temperature must be between 0 and 2, got {config.temperature}")
     if config.base_url is not None and not config.base_url.startswith(("http://", "https://")):
         raise config_error(path, f"[{table}] base_url must be an http(s):// URL, got {config.base_url!r}")
-    if config.auth.api_key_env and config.auth.token_file:
-        raise config_error(path, f"[{table}.auth] set api_key_env or token_file, not both")
+    if sum((bool(config.auth.api_key_env), bool(config.auth.token_file), config.auth.anonymous)) > 1:
+        raise config_error(
+            path, f"[{table}.auth] set api_key_env or token_file, not both (or anonymous = true alone)"
+        )
     if config.routing is not None:
         try:
             validate_routing(config.routing)

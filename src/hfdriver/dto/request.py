@@ -31,6 +31,7 @@ __all__ = [
     "ToolResult",
     "ToolSpec",
     "ROUTING_POLICIES",
+    "validate_model",
     "validate_routing",
 ]
 
@@ -53,6 +54,15 @@ _RESERVED_EXTRA = frozenset(
         "seed",
     }
 )
+
+
+def validate_model(model: str, field: str = "model") -> str:
+    """Check a model id (``org/name``, a path, any server's name): no spaces or control characters."""
+    if not isinstance(model, str) or not model.strip() or any(c.isspace() or ord(c) < 32 for c in model):
+        raise invalid_request(
+            field, f"{model!r} is not a model id; use 'org/name', e.g. 'meta-llama/Llama-3.2-1B-Instruct'"
+        )
+    return model
 
 
 def validate_routing(routing: str, field: str = "routing") -> str:
@@ -114,13 +124,8 @@ class GenerateRequest:
 
     def __attrs_post_init__(self) -> None:
         self._validate_messages()
-        if self.model is not None and (
-            not isinstance(self.model, str) or not self.model.strip() or any(c.isspace() for c in self.model)
-        ):
-            raise invalid_request(
-                "model",
-                f"{self.model!r} is not a model id; use 'org/name', e.g. 'meta-llama/Llama-3.2-1B-Instruct'",
-            )
+        if self.model is not None:
+            validate_model(self.model)
         if self.max_tokens is not None and (
             isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or self.max_tokens < 1
         ):

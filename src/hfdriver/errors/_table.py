@@ -188,7 +188,10 @@ KINDS: Mapping[HuggingFaceErrorKind, KindInfo] = {
         retryable=True,
         served_status=429,
         openai_type="rate_limit_error",
-        advice="slow down or wait; hfdriver retries this automatically",
+        advice=(
+            "slow down, or wait retry_after seconds; hfdriver retries by itself when the wait asked "
+            "for is within RetryPolicy(max_retry_after=...)"
+        ),
         statuses=(429,),
         codes=("rate_limit_exceeded",),
     ),
@@ -200,7 +203,10 @@ KINDS: Mapping[HuggingFaceErrorKind, KindInfo] = {
         retryable=True,
         served_status=503,
         openai_type="server_error",
-        advice="the model is starting; hfdriver retries this automatically",
+        advice=(
+            "the model is starting; hfdriver waits and retries by itself when its estimated time "
+            "is within RetryPolicy(max_retry_after=...)"
+        ),
     ),
     K.OVERLOADED: KindInfo(
         group="status",

@@ -225,6 +225,9 @@ class HubClient:
         catalogue instead, with a WARNING log; live data is merged with it otherwise.
         """
         limit = request_timeout(total=timeout, connect=min(timeout, 10.0))
+        if fallback and hub_offline():
+            logger.warning("hfdriver: offline mode (HF_HUB_OFFLINE is set): using the built-in catalogue")
+            return merge_catalogue(None)
         try:
             data, _ = await self._get(f"{self.router_url}/models", timeout=limit)
             entries = data["data"] if isinstance(data, dict) else data

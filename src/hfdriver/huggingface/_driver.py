@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from hfdriver.auth import Token, missing_token_message, resolve_token
-from hfdriver.dto.request import GenerateRequest, validate_routing
+from hfdriver.dto.request import GenerateRequest, validate_model, validate_routing
 from hfdriver.dto.response import GenerateResponse
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, redact, scrub
 from hfdriver.hub import ROUTER_URL
@@ -94,6 +94,8 @@ class HuggingFaceDriver:
             base_url = base_url[: -len("/chat/completions")]
         if routing is not None:
             validate_routing(routing)
+        if model is not None:
+            validate_model(model)
         self.base_url = base_url
         self.model = model
         self.routing = routing

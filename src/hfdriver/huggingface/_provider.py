@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from hfdriver.auth import Token
 from hfdriver.config import LLMConfig, Provider
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
@@ -12,6 +14,8 @@ from hfdriver.hub import ROUTER_URL
 from hfdriver.huggingface._driver import HuggingFaceDriver
 
 __all__ = ["ENDPOINT", "ROUTER"]
+
+logger = logging.getLogger("hfdriver")
 
 
 def _router(config: LLMConfig, token: Token | None) -> HuggingFaceDriver:
@@ -27,6 +31,13 @@ def _router(config: LLMConfig, token: Token | None) -> HuggingFaceDriver:
 
 
 def _endpoint(config: LLMConfig, token: Token | None) -> HuggingFaceDriver:
+    if config.routing:
+        # Routing suffixes (:fastest, :<provider>) mean something to the router only; a vLLM or TGI
+        # server answers `model:fastest` with a 404. An [llm] routing inherited by an endpoint
+        # profile is therefore not applied.
+        logger.info(
+            "hfdriver: routing %r is not applied to huggingface-endpoint %s", config.routing, config.base_url
+        )
     if not config.base_url:
         raise HuggingFaceError(
             HuggingFaceErrorKind.CONFIG,
@@ -37,7 +48,6 @@ def _endpoint(config: LLMConfig, token: Token | None) -> HuggingFaceDriver:
         token,
         model=config.model,
         base_url=config.base_url,
-        routing=config.routing,
         bill_to=config.bill_to,
         timeouts=config.timeouts,
         retry=config.retry,

@@ -9,18 +9,21 @@ module catches an aiohttp exception.
 
 from __future__ import annotations
 
+import logging
 import platform
 import re
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import aiohttp
 
 from hfdriver._version import __version__
-from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, Secret, error_from_response
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, Secret, error_from_response, redact, scrub
 from hfdriver.transport._errors import TRANSPORT_ERRORS, map_transport_error
 from hfdriver.transport._policy import Timeouts
 from hfdriver.transport._proxy import ProxyResolver
+from hfdriver.transport._retry import ATTEMPT
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -49,6 +52,7 @@ ERROR_BODY_BYTES = 1024 * 1024
 """An error body is read up to this much; the rest is dropped before parsing it."""
 
 _CONTENT_ENCODING = "Content-Encoding"
+_debug = logging.getLogger("hfdriver.http")
 _LINK = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]*)*)")
 _REL = re.compile(r"""rel\s*=\s*"?([^";]+)"?""")
 
@@ -177,6 +181,29 @@ class HttpClient:
         if session is not None and self._owns_session and not session.closed:
             await session.close()
 
+    def _log(
+        self,
+        method: str,
+        url: str,
+        status: int | None,
+        started: float,
+        headers: Mapping[str, str] | None,
+        error: HuggingFaceError | None = None,
+    ) -> None:
+        """One DEBUG line per request (``hfdriver --debug``): never a header value but the request id."""
+        elapsed = (time.perf_counter() - started) * 1000
+        request_id = scrub(headers.get("x-request-id"), self.secret) if headers is not None else None
+        outcome = f"{status}" if error is None else f"failed: {error.kind.name}"
+        _debug.debug(
+            "%s %s -> %s in %.0f ms (attempt %d%s)",
+            method,
+            redact(url.split("?", 1)[0], self.secret),
+            outcome,
+            elapsed,
+            ATTEMPT.get(),
+            f", request id {request_id}" if request_id else "",
+        )
+
     def _map(self, exc: BaseException, phase: str) -> HuggingFaceError:
         return map_transport_error(
             exc,
@@ -217,6 +244,7 @@ class HttpClient:
     ) -> Reply:
         """Send a request and read the whole answer; a status of 300 or more raises its mapped kind."""
         session = self._session or self.session
+        started = time.perf_counter() if _debug.isEnabledFor(logging.DEBUG) else 0.0
         try:
             async with session.request(
                 method,
@@ -229,6 +257,8 @@ class HttpClient:
                 proxy=self._proxy(url),
             ) as resp:
                 status = resp.status
+                if started:
+                    self._log(method, url, status, started, resp.headers)
                 if status >= 300:
                     raise await self._error(resp)
                 headers = resp.headers
@@ -237,7 +267,10 @@ class HttpClient:
                     return Reply(status, headers, await resp.read())  # the common case, inline
                 return Reply(status, headers, await self._read_body(resp, max_bytes, "response"))
         except TRANSPORT_ERRORS as exc:
-            raise self._map(exc, "request") from exc
+            error = self._map(exc, "request")
+            if started:
+                self._log(method, url, None, started, None, error)
+            raise error from exc
 
     async def _read_body(self, resp: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
         length = resp.content_length
@@ -272,6 +305,7 @@ class HttpClient:
         The caller releases it (``release()`` when read to the end, ``close()`` otherwise).
         """
         session = self._session or self.session
+        started = time.perf_counter() if _debug.isEnabledFor(logging.DEBUG) else 0.0
         try:
             resp = await session.request(
                 method,
@@ -283,7 +317,12 @@ class HttpClient:
                 proxy=self._proxy(url),
             )
         except TRANSPORT_ERRORS as exc:
-            raise self._map(exc, "request") from exc
+            error = self._map(exc, "request")
+            if started:
+                self._log(method, url, None, started, None, error)
+            raise error from exc
+        if started:
+            self._log(method, url, resp.status, started, resp.headers)
         if resp.status >= 300:
             try:
                 error = await self._error(resp)

@@ -13,6 +13,7 @@ the hooks (telemetry, metrics, your own logging). :func:`set_testing` turns ever
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import random
 import time
@@ -41,6 +42,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+ATTEMPT: contextvars.ContextVar[int] = contextvars.ContextVar("hfdriver_attempt", default=1)
+"""The attempt in progress (1 for the first), for the transport's debug log."""
 
 logger = logging.getLogger("hfdriver")
 
@@ -243,5 +247,6 @@ async def call_with_retries(policy: RetryPolicy, what: str, attempt: Callable[[]
                 replay_first = False
                 managed.retry_state.start_time = start  # the deadline counts from the first try
                 raise first_error
+            ATTEMPT.set(managed.retry_state.attempt_number)
             return await attempt()
     raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
