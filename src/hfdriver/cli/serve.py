@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from typing import Any
 
+from hfdriver.auth import read_token_file
 from hfdriver.cli.chat import chat_driver
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 from hfdriver.server import DEFAULT_HOST, DEFAULT_PORT, OpenAIServer
 
-__all__ = ["register"]
+__all__ = ["API_KEY_ENV", "register"]
+
+API_KEY_ENV = "HFDRIVER_SERVE_API_KEY"
 
 
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -25,7 +29,26 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     serve.add_argument(
         "--port", type=_port, default=DEFAULT_PORT, help=f"0-65535 (default {DEFAULT_PORT}; 0: any free port)"
     )
-    serve.add_argument("--api-key", help="require 'Authorization: Bearer KEY' from clients")
+    serve.add_argument(
+        "--api-key",
+        help=f"require 'Authorization: Bearer KEY' from clients (visible to other local users in the process "
+        f"list: prefer --api-key-file or ${API_KEY_ENV})",
+    )
+    serve.add_argument("--api-key-file", metavar="PATH", help="read the API key from this file")
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="accept requests for this Host name too (loopback names and IP addresses always are; '*': any)",
+    )
+    serve.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let web pages from this origin call the server (e.g. http://localhost:3000 is always allowed; '*': any)",
+    )
     serve.add_argument("--model", help="model to serve (overrides the configuration)")
     serve.add_argument("--local", action="store_true", help="serve the embedded local model (llama.cpp)")
     serve.add_argument("--max-request-bytes", type=_positive_int, default=4 * 1024 * 1024)
@@ -52,10 +75,31 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _api_key(args: argparse.Namespace) -> str | None:
+    """--api-key, else --api-key-file, else $HFDRIVER_SERVE_API_KEY."""
+    if args.api_key:
+        return str(args.api_key)
+    if args.api_key_file:
+        key = (read_token_file(args.api_key_file) or "").strip()
+        if not key:
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.CONFIG, f"--api-key-file {args.api_key_file} is empty"
+            )
+        return key
+    return os.environ.get(API_KEY_ENV, "").strip() or None
+
+
 async def run_serve(args: argparse.Namespace) -> int:
+    api_key = _api_key(args)
     driver = chat_driver(args)
     server = OpenAIServer(
-        driver, host=args.host, port=args.port, api_key=args.api_key, max_request_bytes=args.max_request_bytes
+        driver,
+        host=args.host,
+        port=args.port,
+        api_key=api_key,
+        max_request_bytes=args.max_request_bytes,
+        allowed_hosts=args.allowed_host,
+        allowed_origins=args.allowed_origin,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -143,6 +143,11 @@ class HuggingFaceStream:
             pass
         return self.response()
 
+    @property
+    def pending(self) -> int:
+        """Chunks that are ready now: the next ``__anext__`` returns without waiting."""
+        return len(self._ready)
+
     def response(self) -> GenerateResponse:
         """What the stream has delivered so far, as a :class:`GenerateResponse`."""
         return self._assembler.response(provider=self.provider, request_id=self.request_id)

@@ -196,6 +196,11 @@ class LocalStream:
         """Content chunks (tokens) the worker produced, once it has finished."""
         return self._channel.generated_chunks if self._channel is not None else 0
 
+    @property
+    def pending(self) -> int:
+        """Chunks that are ready now: the next ``__anext__`` returns without waiting."""
+        return len(self._ready)
+
     async def collect(self) -> GenerateResponse:
         async for _ in self:
             pass

@@ -101,8 +101,16 @@ def _message(raw: Any, index: int) -> Message:
         return Message(Role.TOOL, (ToolResult(call_id, text, name=raw.get("name")),))
     inputs = _content(role, raw.get("content"), index)
     if role is Role.ASSISTANT:
-        for n, call in enumerate(raw.get("tool_calls") or []):
-            fn = call.get("function") or {} if isinstance(call, dict) else {}
+        calls = raw.get("tool_calls") or []
+        if not isinstance(calls, list):
+            raise invalid_request(f"messages[{index}].tool_calls", "must be a list of tool calls")
+        for n, call in enumerate(calls):
+            if not isinstance(call, dict) or not isinstance(call.get("function") or {}, dict):
+                raise invalid_request(
+                    f"messages[{index}].tool_calls[{n}]",
+                    "must be {'id': ..., 'function': {'name', 'arguments'}}",
+                )
+            fn = call.get("function") or {}
             inputs.append(
                 ToolCall(
                     str(call.get("id") or f"call_{n}"),
@@ -110,13 +118,22 @@ def _message(raw: Any, index: int) -> Message:
                     _arguments(fn.get("arguments")),
                 )
             )
-    return Message(role, tuple(inputs), name=raw.get("name"))
+    name = raw.get("name")
+    if name is not None and not isinstance(name, str):
+        raise invalid_request(f"messages[{index}].name", "must be a string")
+    return Message(role, tuple(inputs), name=name)
 
 
 def _tool(raw: Any, index: int) -> ToolSpec:
     fn = raw.get("function") if isinstance(raw, dict) else None
     if not isinstance(fn, dict) or raw.get("type", "function") != "function":
         raise invalid_request(f"tools[{index}]", "must be {'type': 'function', 'function': {...}}")
+    if not isinstance(fn.get("name"), str):
+        raise invalid_request(f"tools[{index}].function.name", "must be a string")
+    if fn.get("parameters") is not None and not isinstance(fn.get("parameters"), dict):
+        raise invalid_request(f"tools[{index}].function.parameters", "must be a JSON Schema object")
+    if fn.get("description") is not None and not isinstance(fn.get("description"), str):
+        raise invalid_request(f"tools[{index}].function.description", "must be a string")
     return ToolSpec(
         str(fn.get("name")),
         fn.get("description"),
@@ -128,9 +145,15 @@ def _tool(raw: Any, index: int) -> ToolSpec:
 def _response_format(raw: Any) -> ResponseFormat | None:
     if raw is None:
         return None
-    kind = raw.get("type") if isinstance(raw, dict) else None
+    if not isinstance(raw, dict):
+        raise invalid_request("response_format", "must be an object such as {'type': 'json_object'}")
+    kind = raw.get("type")
     if kind == "json_schema":
         spec = raw.get("json_schema") or {}
+        if not isinstance(spec, dict) or not isinstance(spec.get("schema") or {}, dict):
+            raise invalid_request(
+                "response_format.json_schema", "must be {'name': ..., 'schema': {...JSON Schema...}}"
+            )
         return ResponseFormat.json_schema(
             spec.get("schema") or {}, name=spec.get("name", "response"), strict=spec.get("strict")
         )
@@ -140,7 +163,21 @@ def _response_format(raw: Any) -> ResponseFormat | None:
 
 
 def request_from_payload(payload: Any) -> tuple[GenerateRequest, bool]:
-    """An OpenAI chat-completions request as ``(GenerateRequest, stream)``."""
+    """An OpenAI chat-completions request as ``(GenerateRequest, stream)``.
+
+    Anything a client can get wrong is ``INVALID_REQUEST`` naming the field; a shape no check
+    foresaw is still ``INVALID_REQUEST`` (naming the body), never a raw exception.
+    """
+    try:
+        return _request_from_payload(payload)
+    except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise invalid_request(
+            "body",
+            f"a field has the wrong type ({type(exc).__name__}: {exc}); see the OpenAI chat-completions API",
+        ) from None
+
+
+def _request_from_payload(payload: Any) -> tuple[GenerateRequest, bool]:
     if not isinstance(payload, dict):
         raise invalid_request("body", "must be a JSON object")
     messages = payload.get("messages")
@@ -148,8 +185,23 @@ def request_from_payload(payload: Any) -> tuple[GenerateRequest, bool]:
         raise invalid_request("messages", "must be a list of messages")
     choice = payload.get("tool_choice")
     if isinstance(choice, dict):
-        choice = (choice.get("function") or {}).get("name")
+        function = choice.get("function")
+        choice = function.get("name") if isinstance(function, dict) else None
+        if not isinstance(choice, str):
+            raise invalid_request(
+                "tool_choice",
+                "must be 'auto', 'none', 'required' or {'type': 'function', 'function': {'name': ...}}",
+            )
+    elif choice is not None and not isinstance(choice, str):
+        raise invalid_request("tool_choice", "must be a string or an object")
     stop = payload.get("stop")
+    if stop is not None and not (
+        isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))
+    ):
+        raise invalid_request("stop", "must be a string or a list of strings")
+    tools = payload.get("tools") or []
+    if not isinstance(tools, list):
+        raise invalid_request("tools", "must be a list of tools")
     options = payload.get("stream_options") or {}
     extra = {k: v for k, v in payload.items() if k not in _KNOWN and k not in _IGNORED}
     request = GenerateRequest(
@@ -162,7 +214,7 @@ def request_from_payload(payload: Any) -> tuple[GenerateRequest, bool]:
         seed=payload.get("seed"),
         frequency_penalty=payload.get("frequency_penalty"),
         presence_penalty=payload.get("presence_penalty"),
-        tools=tuple(_tool(t, i) for i, t in enumerate(payload.get("tools") or [])),
+        tools=tuple(_tool(t, i) for i, t in enumerate(tools)),
         tool_choice=choice,
         response_format=_response_format(payload.get("response_format")),
         stream_usage=bool(options.get("include_usage", False)) if isinstance(options, Mapping) else False,

@@ -1,36 +1,49 @@
-"""An OpenAI-compatible HTTP server over any :class:`Driver` (``hfdriver serve``)."""
+"""The OpenAI-compatible routes over any :class:`Driver` (``hfdriver serve``).
+
+Every answer is JSON or SSE in OpenAI's shapes; every failure is an OpenAI error object whose
+status and type come from the error-kind table, never a traceback page. Anything unexpected is
+logged and answered as a 500 ``server_error``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
-import ipaddress
 import json
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
 from hfdriver._version import __version__
-from hfdriver.driver import Driver
+from hfdriver.driver import Driver, ResponseStream
 from hfdriver.dto.request import GenerateRequest
 from hfdriver.dto.response import Usage
 from hfdriver.errors import KINDS, HuggingFaceError, HuggingFaceErrorKind
 from hfdriver.openai import chunk_payload, request_from_payload, response_payload
+from hfdriver.server._guard import Guard
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "OpenAIServer", "create_app", "error_status"]
+__all__ = [
+    "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_MAX_REQUEST_BYTES",
+    "STATE",
+    "ServerState",
+    "create_app",
+    "error_status",
+]
 
 logger = logging.getLogger("hfdriver")
 K = HuggingFaceErrorKind
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 9231
 DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
+DEFAULT_BODY_TIMEOUT = 30.0
+"""Seconds a client has to send its whole request body (a slow sender is cut off after it)."""
+
+_SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def error_status(kind: HuggingFaceErrorKind) -> int:
@@ -44,36 +57,44 @@ def _error_body(kind: HuggingFaceErrorKind, message: str, *, param: str | None =
     }
 
 
+def _error_json(
+    kind: HuggingFaceErrorKind,
+    message: str,
+    *,
+    status: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    param = message.split(":", 1)[0] if kind is K.INVALID_REQUEST and ":" in message else None
+    return web.json_response(
+        _error_body(kind, message, param=param), status=status or error_status(kind), headers=headers
+    )
+
+
 def _error_response(error: HuggingFaceError) -> web.Response:
     headers = {}
     if error.retry_after is not None:
-        headers["Retry-After"] = str(max(1, round(error.retry_after)))
+        headers["Retry-After"] = str(max(1, min(86_400, round(error.retry_after))))
     if error.request_id:
         headers["x-request-id"] = error.request_id
-    param = (
-        error.message.split(":", 1)[0] if error.kind is K.INVALID_REQUEST and ":" in error.message else None
-    )
-    return web.json_response(
-        _error_body(error.kind, error.message, param=param), status=error_status(error.kind), headers=headers
-    )
+    return _error_json(error.kind, error.message, headers=headers)
 
 
-def _is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return host == "localhost"
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+class ServerState:
+    """What the lifecycle needs to know: requests in flight, and whether shutdown has begun."""
 
-
-class _State:
     def __init__(self) -> None:
-        self.streams: set[asyncio.Task[Any]] = set()
-        self.closing = False
+        self.inflight: set[asyncio.Task[Any]] = set()
+        self._closing = False
+
+    def closing(self) -> bool:
+        """Whether shutdown has begun (a method: it changes while a request awaits)."""
+        return self._closing
+
+    def begin_shutdown(self) -> None:
+        self._closing = True
 
 
-_STATE = web.AppKey("hfdriver_state", _State)
+STATE = web.AppKey("hfdriver_state", ServerState)
 
 
 def create_app(
@@ -82,45 +103,70 @@ def create_app(
     model_name: str | None = None,
     api_key: str | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    allowed_hosts: tuple[str, ...] = (),
+    allowed_origins: tuple[str, ...] = (),
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
 ) -> web.Application:
     """An aiohttp application serving ``driver`` as an OpenAI-compatible API.
 
     Routes: ``GET /health``, ``GET /v1/models``, ``POST /v1/chat/completions`` (unary and SSE).
-    ``api_key`` requires ``Authorization: Bearer <api_key>`` on ``/v1/*``.
+    ``api_key`` requires ``Authorization: Bearer <api_key>`` on ``/v1/*``. ``allowed_hosts`` and
+    ``allowed_origins`` extend the loopback defaults (see :mod:`hfdriver.server._guard`).
     """
     served = model_name or getattr(driver, "model", None) or "hfdriver"
-    state = _State()
+    state = ServerState()
+    guard = Guard(allowed_hosts=allowed_hosts, allowed_origins=allowed_origins, api_key=api_key)
     created = int(time.time())
 
     @web.middleware
-    async def errors_and_auth(
+    async def checks_and_errors(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if api_key is not None and request.path.startswith("/v1/"):
-            given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
-                return web.json_response(
-                    _error_body(
-                        K.AUTHENTICATION, "missing or wrong API key: send 'Authorization: Bearer <key>'"
-                    ),
-                    status=401,
-                )
+        if state.closing():
+            return _error_json(
+                K.OVERLOADED,
+                "the server is shutting down; retry the request",
+                headers={"Connection": "close"},
+            )
+        refused = guard.check_host(request.headers.get("Host")) or guard.check_origin(
+            request.headers.get("Origin")
+        )
+        if refused:
+            return _error_json(K.PERMISSION, refused)
+        if request.path.startswith("/v1/") and not guard.check_key(request.headers.get("Authorization")):
+            return _error_json(
+                K.AUTHENTICATION, "missing or wrong API key: send 'Authorization: Bearer <key>'"
+            )
+        task = asyncio.current_task()
+        if task is not None:
+            state.inflight.add(task)
         try:
             return await handler(request)
         except HuggingFaceError as exc:
             return _error_response(exc)
         except web.HTTPRequestEntityTooLarge:
-            return web.json_response(
-                _error_body(K.INVALID_REQUEST, f"request body larger than {max_request_bytes} bytes"),
-                status=413,
+            return _error_json(
+                K.INVALID_REQUEST, f"body: larger than {max_request_bytes} bytes, the limit", status=413
             )
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            return web.json_response(
-                _error_body(K.NOT_FOUND if exc.status == 404 else K.INVALID_REQUEST, exc.reason),
-                status=exc.status,
+            return _error_json(
+                K.NOT_FOUND if exc.status == 404 else K.INVALID_REQUEST, exc.reason, status=exc.status
             )
+        except asyncio.CancelledError:
+            if not state.closing():
+                raise  # the client went away: aiohttp cancelled the handler, and the upstream call with it
+            _uncancel()
+            return _error_json(K.OVERLOADED, "the server is shutting down; retry the request")
+        except Exception:
+            logger.exception("hfdriver serve: unexpected error on %s %s", request.method, request.path)
+            return _error_json(
+                K.SERVER, "internal error in hfdriver serve (logged on the server)", status=500
+            )
+        finally:
+            if task is not None:
+                state.inflight.discard(task)
 
     async def health(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "model": served, "version": __version__})
@@ -134,10 +180,14 @@ def create_app(
         )
 
     async def chat(request: web.Request) -> web.StreamResponse:
-        try:
-            payload = await request.json(loads=json.loads)
-        except ValueError:
-            raise HuggingFaceError(K.INVALID_REQUEST, "body: not valid JSON") from None
+        if request.content_length is not None and request.content_length > max_request_bytes:
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=max_request_bytes, actual_size=request.content_length
+            )
+        refused = guard.check_content_type(request.headers.get("Content-Type"))
+        if refused:
+            raise HuggingFaceError(K.INVALID_REQUEST, f"body: {refused}")
+        payload = await _read_json(request, body_timeout)
         if isinstance(payload, dict) and payload.get("model") == served:
             payload = {k: v for k, v in payload.items() if k != "model"}  # the served model is the default
         generate_request, stream = request_from_payload(payload)
@@ -146,16 +196,53 @@ def create_app(
         if not stream:
             response = await driver.generate(generate_request)
             return web.json_response(
-                response_payload(response, id=call_id, created=int(time.time()), model=model)
+                response_payload(response, id=call_id, created=int(time.time()), model=model), dumps=_dump_str
             )
         return await _stream(request, driver, generate_request, call_id, model, state)
 
-    app = web.Application(client_max_size=max_request_bytes, middlewares=[errors_and_auth])
+    app = web.Application(client_max_size=max_request_bytes, middlewares=[checks_and_errors])
     app.router.add_get("/health", health)
     app.router.add_get("/v1/models", models)
     app.router.add_post("/v1/chat/completions", chat)
-    app[_STATE] = state
+    app[STATE] = state
     return app
+
+
+def _dump_str(value: Any) -> str:
+    return _dumps(value)
+
+
+def _uncancel() -> None:
+    current = asyncio.current_task()
+    if current is not None and hasattr(current, "uncancel"):
+        current.uncancel()
+
+
+async def _read_json(request: web.Request, timeout: float) -> Any:
+    """The request body as JSON: bounded in time and size, and every way it can be wrong is a 400."""
+    try:
+        raw = await asyncio.wait_for(request.read(), timeout)
+    except asyncio.TimeoutError:
+        raise HuggingFaceError(
+            K.INVALID_REQUEST, f"body: not received within {timeout:g} seconds; send it at once"
+        ) from None
+    charset = request.charset or "utf-8"
+    try:
+        text = raw.decode(charset)
+    except LookupError:
+        raise HuggingFaceError(K.INVALID_REQUEST, f"body: unknown charset {charset!r}; send UTF-8") from None
+    except UnicodeDecodeError:
+        raise HuggingFaceError(K.INVALID_REQUEST, f"body: not valid {charset} text; send UTF-8") from None
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise HuggingFaceError(K.INVALID_REQUEST, "body: JSON nested too deeply") from None
+    except ValueError as exc:
+        raise HuggingFaceError(K.INVALID_REQUEST, f"body: not valid JSON ({exc})") from None
+
+
+def _event(obj: Any) -> bytes:
+    return b"data: " + _dumps(obj).encode() + b"\n\n"
 
 
 async def _stream(
@@ -164,132 +251,57 @@ async def _stream(
     generate_request: GenerateRequest,
     call_id: str,
     model: str,
-    state: _State,
+    state: ServerState,
 ) -> web.StreamResponse:
     stream = driver.generate_stream(generate_request)
     # Open first, so an upstream error is an ordinary HTTP error rather than a broken stream.
     await stream.__aenter__()
-    response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    )
+    response = web.StreamResponse(headers=_SSE_HEADERS)
     await response.prepare(request)
     created = int(time.time())
-    task = asyncio.current_task()
-    if task is not None:
-        state.streams.add(task)
     usage: Usage | None = None
-
-    async def send(obj: Any) -> None:
-        await response.write(
-            b"data: " + json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
-        )
-
+    pending: list[bytes] = []
     try:
         first = True
         async for chunk in stream:
-            await send(chunk_payload(chunk, id=call_id, created=created, model=model, first=first))
+            pending.append(
+                _event(chunk_payload(chunk, id=call_id, created=created, model=model, first=first))
+            )
             first = False
             if chunk.usage is not None:
                 usage = chunk.usage
+            if not _more_ready(stream):  # events that are ready together go out in one write
+                await response.write(b"".join(pending))
+                pending.clear()
         if generate_request.stream_usage and usage is not None:
-            await send(chunk_payload(None, id=call_id, created=created, model=model, usage=usage))
+            pending.append(_event(chunk_payload(None, id=call_id, created=created, model=model, usage=usage)))
+        pending.append(b"data: [DONE]\n\n")
+        await response.write(b"".join(pending))
+        await response.write_eof()
     except HuggingFaceError as exc:
-        await send(_error_body(exc.kind, exc.message))
-    except asyncio.CancelledError:
-        if not state.closing:
-            raise  # the client went away, or the task was cancelled from outside
-        # Our own shutdown cancelled this stream after the grace period: end it properly.
-        current = asyncio.current_task()
-        if current is not None and hasattr(current, "uncancel"):
-            current.uncancel()
+        pending += (_event(_error_body(exc.kind, exc.message)), b"data: [DONE]\n\n")
         with contextlib.suppress(ConnectionResetError):
-            await send(_error_body(K.OVERLOADED, "the server is shutting down; retry the request"))
-            await response.write(b"data: [DONE]\n\n")
+            await response.write(b"".join(pending))
             await response.write_eof()
-        return response
+    except asyncio.CancelledError:
+        if not state.closing():
+            raise  # the client went away: the stream is closed below, which stops the upstream call
+        _uncancel()
+        # Our own shutdown cancelled this stream after the grace period: end it properly.
+        pending += (
+            _event(_error_body(K.OVERLOADED, "the server is shutting down; retry the request")),
+            b"data: [DONE]\n\n",
+        )
+        with contextlib.suppress(ConnectionResetError):
+            await response.write(b"".join(pending))
+            await response.write_eof()
     except ConnectionResetError:
-        return response  # the client left; the stream is closed below
+        pass  # the client left; the stream is closed below
     finally:
         await stream.aclose()
-        if task is not None:
-            state.streams.discard(task)
-    await response.write(b"data: [DONE]\n\n")
-    await response.write_eof()
     return response
 
 
-class OpenAIServer:
-    """Run :func:`create_app` on a real socket: ``async with OpenAIServer(driver) as server``.
-
-    ``grace`` is how long in-flight streams may run on after a shutdown starts; streams still
-    running then end with an error event and ``[DONE]``.
-    """
-
-    def __init__(
-        self,
-        driver: Driver,
-        *,
-        host: str = DEFAULT_HOST,
-        port: int = DEFAULT_PORT,
-        api_key: str | None = None,
-        model_name: str | None = None,
-        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
-        grace: float = 10.0,
-    ) -> None:
-        self.driver = driver
-        self.host = host
-        self.port = port
-        self.grace = grace
-        self.app = create_app(
-            driver, model_name=model_name, api_key=api_key, max_request_bytes=max_request_bytes
-        )
-        self._runner: web.AppRunner | None = None
-
-    @property
-    def base_url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/v1"
-
-    def warn_if_exposed(self) -> bool:
-        """Log a WARNING when the server is reachable from other machines; True if it is."""
-        if _is_loopback(self.host):
-            return False
-        logger.warning(
-            "hfdriver serve: listening on %s, reachable from other machines; set --api-key, or bind 127.0.0.1",
-            self.host or "all interfaces",
-        )
-        return True
-
-    async def start(self) -> OpenAIServer:
-        self.warn_if_exposed()
-        self._runner = web.AppRunner(
-            self.app, access_log=None, handle_signals=False, shutdown_timeout=self.grace
-        )
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
-        self.port = int(self._runner.addresses[0][1])
-        return self
-
-    async def close(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is None:
-            return
-        state = self.app[_STATE]
-        state.closing = True
-        # In-flight streams get `grace` seconds to finish; the rest are ended properly (an error
-        # event and [DONE]) while their sockets are still open, before aiohttp tears down.
-        if state.streams:
-            _done, pending = await asyncio.wait(set(state.streams), timeout=self.grace)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=5.0)
-        await runner.cleanup()
-
-    async def __aenter__(self) -> OpenAIServer:
-        return await self.start()
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
+def _more_ready(stream: ResponseStream) -> bool:
+    """Whether the stream holds another chunk already (hfdriver's streams say so; others flush each)."""
+    return bool(getattr(stream, "pending", 0))
