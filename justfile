@@ -41,8 +41,8 @@ typecheck:
 demo *args:
     {{python}} examples/chat.py {{args}}
 
-# All benchmarks: client CPU vs raw aiohttp, local tokens/s vs llama.cpp, serve requests/s.
-bench: bench-client bench-local bench-serve
+# All benchmarks: client CPU vs raw aiohttp, local tokens/s vs llama.cpp, serve requests/s and CPU.
+bench: bench-client bench-local bench-serve bench-serve-cpu
 
 # Client CPU per request / per chunk: raw aiohttp vs hfdriver (and peers when installed).
 bench-client *args:
@@ -55,6 +55,10 @@ bench-local *args:
 # Requests/s through `hfdriver serve` (backed by FakeRouter) against the driver called directly.
 bench-serve *args:
     {{python}} benchmarks/bench_serve.py {{args}}
+
+# Server CPU per proxied request and stream event: `hfdriver serve` against a minimal aiohttp proxy.
+bench-serve-cpu *args:
+    {{python}} benchmarks/bench_serve_cpu.py {{args}}
 
 # Everything CI runs.
 ci: test lint typecheck

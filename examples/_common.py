@@ -1,4 +1,5 @@
-"""Shared by the examples: the real router when a token is set, else the local FakeRouter."""
+"""Shared by the examples: the real router when a token is set, else the embedded local model
+(chat and stream, with the local extra), else (or with --fake) the local FakeRouter."""
 
 from __future__ import annotations
 

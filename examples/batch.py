@@ -5,7 +5,8 @@
 
 Input: a text file with one prompt per line, or JSON lines with {"id": ..., "prompt": ...}.
 A failed prompt is reported in its own line ({"ok": false, "error": {...}}) and the batch
-goes on. A progress line on stderr shows done / failed / total; the exit code is 3 when any failed.
+goes on. A progress line on stderr shows done / failed / total; the exit code is 3 when any failed
+(so `--fake` exits 3 on purpose: every tenth fake answer is a scripted 422).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""One chat completion. Real router when HF_TOKEN is set, else the local FakeRouter.
+"""One chat completion: the real router when HF_TOKEN is set, else the embedded local model
+(offline, when the local extra is installed), else (or with --fake) the local FakeRouter.
 
 python examples/chat.py "What is the capital of France?"
 """

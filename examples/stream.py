@@ -1,4 +1,5 @@
-"""Stream a chat completion token by token (SSE).
+"""Stream a chat completion token by token (SSE): the real router when HF_TOKEN is set, else the
+embedded local model (offline, when the local extra is installed), else (or with --fake) FakeRouter.
 
 python examples/stream.py "Write a haiku about rivers."
 """

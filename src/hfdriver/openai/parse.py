@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
-import attrs
-
 from hfdriver.dto.request import ToolCall
 from hfdriver.dto.response import GenerateResponse, Output, Usage, finish_reason_of
 from hfdriver.dto.stream import ChunkDelta, ToolCallDelta
@@ -137,6 +135,10 @@ def error_payload(obj: Any, event: str | None = None) -> Any | None:
 
 
 def _structure_response(data: Any, _cls: type[GenerateResponse]) -> GenerateResponse:
+    return _response(data)
+
+
+def _response(data: Any, provider: str | None = None, request_id: str | None = None) -> GenerateResponse:
     if not isinstance(data, dict):
         raise _decode_error("answer", f"a JSON {type(data).__name__}, not an object")
     choices = data.get("choices")
@@ -173,6 +175,8 @@ def _structure_response(data: Any, _cls: type[GenerateResponse]) -> GenerateResp
             model=_opt_str(data.get("model")),
             id=_opt_str(data.get("id")),
             created=created if isinstance(created, int) and not isinstance(created, bool) else None,
+            provider=provider,
+            request_id=request_id,
         )
     except _MALFORMED as exc:
         raise _decode_error("answer", str(exc) or type(exc).__name__) from None
@@ -195,10 +199,9 @@ def parse_response(
     report = error_payload(data)
     if report is not None:
         raise error_from_stream_event(report, request_id=request_id, provider=provider, token=token)
-    response = converter.structure(data, GenerateResponse)
-    if provider is not None or request_id is not None:
-        response = attrs.evolve(response, provider=provider, request_id=request_id)
-    return response
+    return _response(
+        data, provider, request_id
+    )  # what converter.structure(data, GenerateResponse) does, plus the headers
 
 
 class ParsedChunk(NamedTuple):

@@ -53,7 +53,7 @@ def _hostname(host_header: str) -> str:
 class Guard:
     """The checks; each ``check_*`` returns ``None`` when the request may pass, else why not."""
 
-    __slots__ = ("allowed_hosts", "allowed_origins", "api_key")
+    __slots__ = ("_hosts_seen", "allowed_hosts", "allowed_origins", "api_key")
 
     def __init__(
         self,
@@ -65,8 +65,18 @@ class Guard:
         self.allowed_hosts = frozenset(h.strip().lower() for h in allowed_hosts)
         self.allowed_origins = frozenset(o.strip().lower().rstrip("/") for o in allowed_origins)
         self.api_key = api_key
+        self._hosts_seen: dict[str, str | None] = {}  # Host header -> verdict: clients repeat theirs
 
     def check_host(self, host_header: str | None) -> str | None:
+        try:
+            return self._hosts_seen[host_header or ""]
+        except KeyError:
+            verdict = self._check_host(host_header)
+            if len(self._hosts_seen) < 1024:
+                self._hosts_seen[host_header or ""] = verdict
+            return verdict
+
+    def _check_host(self, host_header: str | None) -> str | None:
         if "*" in self.allowed_hosts:
             return None
         host = _hostname(host_header or "")

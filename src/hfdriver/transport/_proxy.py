@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 __all__ = ["ProxyResolver", "bypassed"]
@@ -30,6 +31,27 @@ _VARS = (
 )
 
 
+def _environ_reader() -> Callable[[], tuple[str | None, ...]]:
+    """A fast read of the proxy variables: ``os.environ.get`` encodes every key on every call
+    (about 2 µs each); the mapping's own dict, with keys encoded once, is read in well under 1 µs."""
+    data = getattr(os.environ, "_data", None)
+    encode = getattr(os.environ, "encodekey", None)
+    decode = getattr(os.environ, "decodevalue", None)
+    if not isinstance(data, dict) or encode is None or decode is None:  # pragma: no cover - not CPython
+        return lambda: tuple([os.environ.get(name) for name in _VARS])
+    keys = [encode(name) for name in _VARS]
+
+    def read() -> tuple[str | None, ...]:
+        raw = [data.get(key) for key in keys]
+        return tuple([None if value is None else decode(value) for value in raw]) if any(raw) else _NONE
+
+    return read
+
+
+_NONE: tuple[str | None, ...] = (None,) * len(_VARS)
+_read_environ = _environ_reader()
+
+
 class ProxyResolver:
     """``resolver(url)`` is the proxy URL for ``url``, or ``None`` for a direct connection."""
 
@@ -40,13 +62,14 @@ class ProxyResolver:
         self._cache: dict[str, str | None] = {}
 
     def __call__(self, url: str) -> str | None:
-        get = os.environ.get
-        env = tuple([get(name) for name in _VARS])
+        env = _read_environ()
+        if env is _NONE:
+            return None  # the common case: no proxy configured
         if env != self._env:
             self._env = env
             self._cache.clear()
         if not any(env[:6]):
-            return None  # the common case: no proxy configured
+            return None  # only NO_PROXY is set
         try:
             return self._cache[url]
         except KeyError:

@@ -1,0 +1,123 @@
+"""Server CPU per proxied request: `hfdriver serve` against a minimal aiohttp proxy.
+
+Three kinds of process: the fast upstream (`_server.py`, precomputed answers), the two servers
+under test (`_serve_process.py` and `_minimal_proxy.py`, both pointed at it), and this one, which
+sends the load. The CPU measured is each server process's own (user + system, from /proc), so
+neither the load generator nor the upstream counts. Rounds interleave the two servers; the
+median is reported. Targets (issue 10): unary <= 1.3x, streams <= 1.0x of the minimal proxy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+HERE = Path(__file__).resolve().parent
+CLOCK = os.sysconf("SC_CLK_TCK")
+BODY = {
+    "model": "bench/model",
+    "messages": [{"role": "user", "content": "What is the capital of France?"}],
+    "max_tokens": 32,
+}
+
+
+def spawn(script: str, *args: str) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen([sys.executable, str(HERE / script), *args], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().split()
+    if not line or line[0] != "ready":
+        proc.kill()
+        raise SystemExit(f"{script} did not start")
+    return proc, int(line[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK  # utime + stime
+
+
+async def load(
+    session: aiohttp.ClientSession, url: str, *, stream: bool, total: int, concurrency: int
+) -> int:
+    body = json.dumps({**BODY, "stream": stream}).encode()
+    remaining = total
+    events = 0
+
+    async def worker() -> None:
+        nonlocal remaining, events
+        while remaining > 0:
+            remaining -= 1
+            async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as resp:
+                assert resp.status == 200, await resp.text()
+                data = await resp.read()
+                events += data.count(b"\n\ndata:") if stream else 1
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return events
+
+
+async def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--requests", type=int, default=1000, help="unary requests per round and server")
+    p.add_argument("--streams", type=int, default=50, help="streams per round and server")
+    p.add_argument("--chunks", type=int, default=200, help="chunks per stream")
+    p.add_argument("--concurrency", type=int, default=16)
+    args = p.parse_args()
+
+    upstream, port = spawn("_server.py", "0", str(args.chunks))
+    upstream_url = f"http://127.0.0.1:{port}/v1"
+    servers = {
+        "minimal aiohttp proxy": spawn("_minimal_proxy.py", upstream_url),
+        "hfdriver serve": spawn("_serve_process.py", upstream_url),
+    }
+    results: dict[tuple[str, str], list[float]] = {}
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=args.concurrency)) as session:
+            for _name, (_, sport) in servers.items():  # warm up
+                url = f"http://127.0.0.1:{sport}/v1/chat/completions"
+                await load(session, url, stream=False, total=50, concurrency=4)
+                await load(session, url, stream=True, total=4, concurrency=2)
+            for _ in range(args.rounds):
+                for label, stream, total in (
+                    ("unary", False, args.requests),
+                    (f"stream ({args.chunks} chunks)", True, args.streams),
+                ):
+                    for name, (proc, sport) in servers.items():
+                        url = f"http://127.0.0.1:{sport}/v1/chat/completions"
+                        before = cpu_seconds(proc.pid)
+                        units = await load(
+                            session, url, stream=stream, total=total, concurrency=args.concurrency
+                        )
+                        spent = cpu_seconds(proc.pid) - before
+                        per = spent / (units if stream else total)
+                        results.setdefault((label, name), []).append(per * 1e6)
+    finally:
+        for proc, _ in (*servers.values(), (upstream, 0)):
+            proc.kill()
+            proc.wait()
+
+    print(
+        f"\nserver CPU, median of {args.rounds} interleaved rounds ({args.requests} requests / {args.streams} streams x {args.chunks} chunks, concurrency {args.concurrency})\n"
+    )
+    print(
+        "| workload | server | CPU µs per request (unary) or per event (stream) | ratio to the minimal proxy |"
+    )
+    print("|---|---|---:|---:|")
+    for label in ("unary", f"stream ({args.chunks} chunks)"):
+        base = statistics.median(results[(label, "minimal aiohttp proxy")])
+        for name in servers:
+            value = statistics.median(results[(label, name)])
+            print(f"| {label} | {name} | {value:.1f} | {value / base:.2f}x |")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
