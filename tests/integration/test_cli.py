@@ -226,38 +226,52 @@ async def test_ctrl_c_exits_130(env: dict[str, object]) -> None:
     assert proc.returncode == 130
 
 
+class Terminal:
+    """``hfdriver`` run on a pseudo-terminal: type lines, wait for text, interrupt."""
+
+    def __init__(self, env: dict[str, object], *args: str) -> None:
+        self.env, self.args, self.screen = env, args, b""
+
+    async def __aenter__(self) -> Terminal:
+        import pty
+
+        self.primary, secondary = pty.openpty()
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "hfdriver.cli", *self.args,
+            stdin=secondary, stdout=secondary, stderr=secondary, env=dict(self.env["environ"]),  # type: ignore[call-overload]
+        )  # fmt: skip
+        os.close(secondary)
+        return self
+
+    async def until(self, text: bytes) -> None:
+        while text not in self.screen:
+            self.screen += await asyncio.wait_for(asyncio.to_thread(os.read, self.primary, 4096), timeout=30)
+
+    def type(self, line: bytes) -> None:
+        os.write(self.primary, line + b"\n")
+
+    async def exit_code(self, timeout: float = 30) -> int | None:
+        await asyncio.wait_for(self.proc.wait(), timeout=timeout)
+        return self.proc.returncode
+
+    async def __aexit__(self, *exc: object) -> None:
+        os.close(self.primary)
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+
 async def test_interactive_multi_turn_on_a_terminal(env: dict[str, object]) -> None:
-    import pty
-
     router: FakeRouter = env["router"]  # type: ignore[assignment]
-    primary, secondary = pty.openpty()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "hfdriver.cli", "chat", "--system", "Be kind.",
-        stdin=secondary, stdout=secondary, stderr=secondary, env=dict(env["environ"]),  # type: ignore[call-overload]
-    )  # fmt: skip
-    os.close(secondary)
-    screen = b""
-
-    async def until(text: bytes) -> None:
-        nonlocal screen
-        while text not in screen:
-            screen += await asyncio.wait_for(asyncio.to_thread(os.read, primary, 4096), timeout=30)
-
-    try:
-        await until(b"you> ")
-        os.write(primary, b"first question\n")
-        await until(b"echo: first question")
-        await until(b"you> ")
-        os.write(primary, b"second one\n")
-        await until(b"echo: second one")
-        os.write(primary, b"/exit\n")
-        await asyncio.wait_for(proc.wait(), timeout=30)
-    finally:
-        os.close(primary)
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0
+    async with Terminal(env, "chat", "--system", "Be kind.") as term:
+        await term.until(b"you> ")
+        term.type(b"first question")
+        await term.until(b"echo: first question")
+        await term.until(b"you> ")
+        term.type(b"second one")
+        await term.until(b"echo: second one")
+        term.type(b"/exit")
+        assert await term.exit_code() == 0
     second = router.requests[1].json["messages"]
     assert [m["role"] for m in second] == ["system", "user", "assistant", "user"]
     assert second[2]["content"] == "echo: first question"

@@ -15,7 +15,7 @@ import pytest
 from hfdriver import HuggingFaceDriver
 from hfdriver.config import create_driver, load_config
 from hfdriver.testing import FakeHub, FakeResponse, FakeRouter
-from tests.integration.test_cli import TOKEN, cli, cli_env
+from tests.integration.test_cli import TOKEN, Terminal, cli, cli_env
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -39,67 +39,24 @@ async def test_a_closed_stdout_ends_quietly(env: dict[str, object]) -> None:
     assert proc.returncode == 141 and err == b""
 
 
-async def _on_a_terminal(env: dict[str, object], *args: str, prompt: bytes) -> tuple[int | None, bytes]:
-    import pty
-
-    primary, secondary = pty.openpty()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "hfdriver.cli", *args,
-        stdin=secondary, stdout=secondary, stderr=secondary, env=dict(env["environ"]),  # type: ignore[call-overload]
-    )  # fmt: skip
-    os.close(secondary)
-    screen = b""
-    try:
-        while prompt not in screen:
-            screen += await asyncio.wait_for(asyncio.to_thread(os.read, primary, 4096), timeout=30)
-        if b"/help" in prompt:
-            return None, screen
-        proc.send_signal(signal.SIGINT)  # Ctrl-C at the prompt
-        await asyncio.wait_for(proc.wait(), timeout=10)
-        return proc.returncode, screen
-    finally:
-        os.close(primary)
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-
-
 @pytest.mark.parametrize(("args", "prompt"), [(("chat",), b"you> "), (("login",), b"input hidden")])
 async def test_ctrl_c_at_a_prompt_exits(env: dict[str, object], args: tuple[str, ...], prompt: bytes) -> None:
-    code, _ = await _on_a_terminal(env, *args, prompt=prompt)
-    assert code == 130
+    async with Terminal(env, *args) as term:
+        await term.until(prompt)
+        term.proc.send_signal(signal.SIGINT)  # Ctrl-C at the prompt
+        assert await term.exit_code(timeout=10) == 130
 
 
 async def test_interactive_chat_has_a_banner_and_local_commands(env: dict[str, object]) -> None:
-    import pty
-
     router: FakeRouter = env["router"]  # type: ignore[assignment]
-    primary, secondary = pty.openpty()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "hfdriver.cli", "chat",
-        stdin=secondary, stdout=secondary, stderr=secondary, env=dict(env["environ"]),  # type: ignore[call-overload]
-    )  # fmt: skip
-    os.close(secondary)
-    screen = b""
-
-    async def until(text: bytes) -> None:
-        nonlocal screen
-        while text not in screen:
-            screen += await asyncio.wait_for(asyncio.to_thread(os.read, primary, 4096), timeout=30)
-
-    try:
-        await until(b"you> ")
-        assert b"chatting with meta-llama/Llama-3.2-1B-Instruct" in screen and b"/exit" in screen
-        os.write(primary, b"/help\n")
-        await until(b"commands:")
-        os.write(primary, b"/exit\n")
-        await asyncio.wait_for(proc.wait(), timeout=30)
-    finally:
-        os.close(primary)
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0 and router.requests == []  # /help and /exit never reach the model
+    async with Terminal(env, "chat") as term:
+        await term.until(b"you> ")
+        assert b"chatting with meta-llama/Llama-3.2-1B-Instruct" in term.screen and b"/exit" in term.screen
+        term.type(b"/help")
+        await term.until(b"commands:")
+        term.type(b"/exit")
+        assert await term.exit_code() == 0
+    assert router.requests == []  # /help and /exit never reach the model
 
 
 async def test_debug_logs_each_request_without_the_token(env: dict[str, object]) -> None:
