@@ -3,8 +3,8 @@
 Three kinds of process: the fast upstream (`_server.py`, precomputed answers), the two servers
 under test (`_serve_process.py` and `_minimal_proxy.py`, both pointed at it), and this one, which
 sends the load. The CPU measured is each server process's own (user + system, from /proc), so
-neither the load generator nor the upstream counts. Rounds interleave the two servers; the
-median is reported. Targets (issue 10): unary <= 1.3x, streams <= 1.0x of the minimal proxy.
+neither the load generator nor the upstream counts. Each workload runs in its own phase, its
+rounds interleaving the two servers; the median is reported. Targets (issue 10): unary <= 1.3x, streams <= 1.0x of the minimal proxy.
 """
 
 from __future__ import annotations
@@ -86,11 +86,14 @@ async def main() -> None:
                 url = f"http://127.0.0.1:{sport}/v1/chat/completions"
                 await load(session, url, stream=False, total=50, concurrency=4)
                 await load(session, url, stream=True, total=4, concurrency=2)
-            for _ in range(args.rounds):
-                for label, stream, total in (
-                    ("unary", False, args.requests),
-                    (f"stream ({args.chunks} chunks)", True, args.streams),
-                ):
+            # One workload at a time (its rounds interleaving the two servers), so that what one
+            # workload leaves behind (garbage to collect, say) is not billed to the other.
+            workloads = (
+                ("unary", False, args.requests),
+                (f"stream ({args.chunks} chunks)", True, args.streams),
+            )
+            for label, stream, total in workloads:
+                for _ in range(args.rounds):
                     for name, (proc, sport) in servers.items():
                         url = f"http://127.0.0.1:{sport}/v1/chat/completions"
                         before = cpu_seconds(proc.pid)

@@ -261,3 +261,22 @@ def test_the_api_key_comes_from_a_file_or_the_environment(
     monkeypatch.setenv(API_KEY_ENV, "sk-from-env")
     assert _api_key(argparse.Namespace(api_key=None, api_key_file=None)) == "sk-from-env"
     assert _api_key(argparse.Namespace(api_key="sk-arg", api_key_file=None)) == "sk-arg"
+
+
+async def test_a_body_that_never_finishes_arriving_is_cut_off(router: FakeRouter) -> None:
+    async with (
+        HuggingFaceDriver(base_url=router.base_url, model="m/x") as driver,
+        OpenAIServer(driver, port=0, body_timeout=0.3) as server,
+    ):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"messages": '
+        )
+        await writer.drain()
+        answer = b""
+        while b"seconds" not in answer:  # the answer comes; the connection may stay open
+            answer += await asyncio.wait_for(reader.read(4096), timeout=5)
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 400") and b"not received within 0.3 seconds" in answer
+    assert router.requests == []

@@ -75,7 +75,11 @@ def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
 
 def scrub(value: str | None, token: str | Secret | None) -> str | None:
     """A server-chosen header value, bounded and with any secret redacted, fit to show."""
-    return None if value is None else redact(clip(value, 200), token)
+    if value is None:
+        return None
+    if len(value) <= 200 and value.isprintable() and "  " not in value and value == value.strip():
+        return redact(value, token)  # the common case: nothing to clip
+    return redact(clip(value, 200), token)
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

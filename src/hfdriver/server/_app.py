@@ -196,9 +196,8 @@ def create_app(
         model = generate_request.model or served
         if not stream:
             response = await driver.generate(generate_request)
-            return web.json_response(
-                response_payload(response, id=call_id, created=int(time.time()), model=model), dumps=_dump_str
-            )
+            answer = response_payload(response, id=call_id, created=int(time.time()), model=model)
+            return web.Response(body=_dumps(answer).encode(), content_type="application/json")
         return await _stream(request, driver, generate_request, call_id, model, state)
 
     app = web.Application(client_max_size=max_request_bytes, middlewares=[checks_and_errors])
@@ -207,10 +206,6 @@ def create_app(
     app.router.add_post("/v1/chat/completions", chat)
     app[STATE] = state
     return app
-
-
-def _dump_str(value: Any) -> str:
-    return _dumps(value)
 
 
 def _uncancel() -> None:
@@ -222,7 +217,9 @@ def _uncancel() -> None:
 async def _read_json(request: web.Request, timeout: float) -> Any:
     """The request body as JSON: bounded in time and size, and every way it can be wrong is a 400."""
     try:
-        if sys.version_info >= (3, 11):
+        if request.content.is_eof():  # the whole body came with the headers: no timer needed
+            raw = await request.read()
+        elif sys.version_info >= (3, 11):
             async with asyncio.timeout(timeout):  # no extra task per request, unlike wait_for
                 raw = await request.read()
         else:  # pragma: no cover - Python 3.10
