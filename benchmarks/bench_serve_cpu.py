@@ -66,8 +66,8 @@ async def load(
 
 async def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--requests", type=int, default=1000, help="unary requests per round and server")
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--requests", type=int, default=2000, help="unary requests per round and server")
     p.add_argument("--streams", type=int, default=50, help="streams per round and server")
     p.add_argument("--chunks", type=int, default=200, help="chunks per stream")
     p.add_argument("--concurrency", type=int, default=16)

@@ -58,7 +58,8 @@ _RESERVED_EXTRA = frozenset(
 
 def validate_model(model: str, field: str = "model") -> str:
     """Check a model id (``org/name``, a path, any server's name): no spaces or control characters."""
-    if not isinstance(model, str) or not model.strip() or any(c.isspace() or ord(c) < 32 for c in model):
+    # isprintable() rejects control characters and every Unicode space but " ", in C.
+    if not isinstance(model, str) or not model or not model.isprintable() or " " in model:
         raise invalid_request(
             field, f"{model!r} is not a model id; use 'org/name', e.g. 'meta-llama/Llama-3.2-1B-Instruct'"
         )

@@ -34,6 +34,9 @@ __all__ = ["HuggingFaceDriver"]
 
 logger = logging.getLogger("hfdriver")
 
+# json.dumps with options builds a new encoder on every call: one, made once, for the hot path.
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
 
 def _is_router(base_url: str) -> bool:
     return base_url.rstrip("/").startswith("https://router.huggingface.co")
@@ -176,7 +179,7 @@ class HuggingFaceDriver:
         if self._providers_by_model is not None:
             self._check_route(payload["model"])
         try:
-            return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+            return _encode_json(payload).encode()
         except (TypeError, ValueError) as exc:
             raise HuggingFaceError(
                 HuggingFaceErrorKind.INVALID_REQUEST,
