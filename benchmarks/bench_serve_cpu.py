@@ -3,8 +3,9 @@
 Three kinds of process: the fast upstream (`_server.py`, precomputed answers), the two servers
 under test (`_serve_process.py` and `_minimal_proxy.py`, both pointed at it), and this one, which
 sends the load. The CPU measured is each server process's own (user + system, from /proc), so
-neither the load generator nor the upstream counts. Each workload runs in its own phase, its
-rounds interleaving the two servers; the median is reported. Targets (issue 10): unary <= 1.3x, streams <= 1.0x of the minimal proxy.
+neither the load generator nor the upstream counts. Each workload runs in its own phase; in
+each round every load worker alternates its requests between the two servers, so both are
+measured over the same window, side by side. The median round is reported. Targets (issue 10): unary <= 1.3x, streams <= 1.0x of the minimal proxy.
 """
 
 from __future__ import annotations
@@ -45,20 +46,25 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def load(
-    session: aiohttp.ClientSession, url: str, *, stream: bool, total: int, concurrency: int
-) -> int:
+    session: aiohttp.ClientSession, urls: list[str], *, stream: bool, total: int, concurrency: int
+) -> list[int]:
+    """``total`` requests to each URL, every worker alternating between them, so that both servers
+    run in the same window, under the same conditions. Returns the events (or answers) per URL."""
     body = json.dumps({**BODY, "stream": stream}).encode()
-    remaining = total
-    events = 0
+    remaining = total * len(urls)
+    events = [0] * len(urls)
 
     async def worker() -> None:
-        nonlocal remaining, events
+        nonlocal remaining
         while remaining > 0:
             remaining -= 1
-            async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as resp:
+            target = remaining % len(urls)  # the requests alternate: each URL gets exactly `total`
+            async with session.post(
+                urls[target], data=body, headers={"Content-Type": "application/json"}
+            ) as resp:
                 assert resp.status == 200, await resp.text()
                 data = await resp.read()
-                events += data.count(b"\n\ndata:") if stream else 1
+                events[target] += data.count(b"\n\ndata:") if stream else 1
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return events
@@ -82,26 +88,24 @@ async def main() -> None:
     results: dict[tuple[str, str], list[float]] = {}
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=args.concurrency)) as session:
-            for _name, (_, sport) in servers.items():  # warm up
-                url = f"http://127.0.0.1:{sport}/v1/chat/completions"
-                await load(session, url, stream=False, total=50, concurrency=4)
-                await load(session, url, stream=True, total=4, concurrency=2)
-            # One workload at a time (its rounds interleaving the two servers), so that what one
-            # workload leaves behind (garbage to collect, say) is not billed to the other.
+            urls = [f"http://127.0.0.1:{sport}/v1/chat/completions" for _, sport in servers.values()]
+            procs = [proc for proc, _ in servers.values()]
+            await load(session, urls, stream=False, total=50, concurrency=4)  # warm up
+            await load(session, urls, stream=True, total=4, concurrency=2)
+            # One workload at a time, so that what one leaves behind (garbage to collect, say) is
+            # not billed to the other; within a round both servers share the same window.
             workloads = (
                 ("unary", False, args.requests),
                 (f"stream ({args.chunks} chunks)", True, args.streams),
             )
             for label, stream, total in workloads:
                 for _ in range(args.rounds):
-                    for name, (proc, sport) in servers.items():
-                        url = f"http://127.0.0.1:{sport}/v1/chat/completions"
-                        before = cpu_seconds(proc.pid)
-                        units = await load(
-                            session, url, stream=stream, total=total, concurrency=args.concurrency
-                        )
-                        spent = cpu_seconds(proc.pid) - before
-                        per = spent / (units if stream else total)
+                    before = [cpu_seconds(proc.pid) for proc in procs]
+                    units = await load(
+                        session, urls, stream=stream, total=total, concurrency=args.concurrency
+                    )
+                    for name, proc, start, count in zip(servers, procs, before, units, strict=True):
+                        per = (cpu_seconds(proc.pid) - start) / (count if stream else total)
                         results.setdefault((label, name), []).append(per * 1e6)
     finally:
         for proc, _ in (*servers.values(), (upstream, 0)):
@@ -109,7 +113,7 @@ async def main() -> None:
             proc.wait()
 
     print(
-        f"\nserver CPU, median of {args.rounds} interleaved rounds ({args.requests} requests / {args.streams} streams x {args.chunks} chunks, concurrency {args.concurrency})\n"
+        f"\nserver CPU, median of {args.rounds} side-by-side rounds ({args.requests} requests / {args.streams} streams x {args.chunks} chunks, concurrency {args.concurrency})\n"
     )
     print(
         "| workload | server | CPU µs per request (unary) or per event (stream) | ratio to the minimal proxy |"
