@@ -184,3 +184,20 @@ def test_the_example_configs_local_vllm_profile_is_usable(monkeypatch: pytest.Mo
     driver = create_driver(load_config(EXAMPLES / "hfdriver.toml"), "local-vllm")
     inner = getattr(driver, "inner", driver)
     assert isinstance(inner, HuggingFaceDriver) and inner.token is None and inner.routing is None
+
+
+async def test_a_prompt_with_an_idle_inherited_stdin_does_not_hang(env: dict[str, object]) -> None:
+    # stdin is a pipe that nobody writes to or closes (a harness's): the prompt goes alone.
+    read_end, write_end = os.pipe()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "hfdriver.cli", "chat", "just this",
+            stdin=read_end, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env=dict(env["environ"]),  # type: ignore[call-overload]
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert proc.returncode == 0, err
+    assert out.decode().strip() == "echo: just this"

@@ -57,6 +57,8 @@ async def _post(
     [
         ({}, 200),
         ({"Host": "localhost:1234"}, 200),
+        ({"Host": "localhost.:1234"}, 200),
+        ({"Host": "[::1]:9231"}, 200),
         ({"Host": "192.168.1.20:9231"}, 200),  # an IP literal cannot be a rebinding name
         ({"Host": "my-box.lan"}, 200),  # allowed by the user
         ({"Host": "evil.example"}, 403),  # DNS rebinding
@@ -280,3 +282,12 @@ async def test_a_body_that_never_finishes_arriving_is_cut_off(router: FakeRouter
         writer.close()
     assert answer.startswith(b"HTTP/1.1 400") and b"not received within 0.3 seconds" in answer
     assert router.requests == []
+
+
+async def test_a_request_without_a_host_header_is_served(server: OpenAIServer) -> None:
+    # HTTP/1.0 tools send no Host; browsers always do, so its absence is no rebinding attempt.
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"GET /v1/models HTTP/1.0\r\n\r\n")
+    answer = await asyncio.wait_for(reader.read(), timeout=5)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.0 200") and b'"object": "list"' in answer

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import select
 import sys
 from typing import Any
 
@@ -64,10 +65,25 @@ def _read_stdin() -> str:
         ) from None
 
 
+# With a prompt argument, piped text is joined only if stdin turns readable (data or end of input)
+# this soon: a stdin inherited from a harness and never closed must not hang the command.
+STDIN_WAIT = 1.0
+
+
+def _stdin_ready(timeout: float) -> bool:
+    try:
+        readable, _, _ = select.select([sys.stdin], [], [], timeout)
+    except (OSError, ValueError):  # not selectable (closed, or no real file): nothing to join
+        return False
+    return bool(readable)
+
+
 def _prompt_from(args: argparse.Namespace) -> str | None:
     """The prompt: the argument, piped stdin, or both (``echo doc | hfdriver chat "Summarise:"``)."""
-    if sys.stdin.isatty():
+    if sys.stdin is None or sys.stdin.isatty():
         return args.prompt if isinstance(args.prompt, str) else None
+    if args.prompt and not _stdin_ready(STDIN_WAIT):
+        return str(args.prompt)
     piped = _read_stdin().strip()
     if args.prompt and piped:
         return f"{args.prompt}\n\n{piped}"

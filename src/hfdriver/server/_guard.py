@@ -79,9 +79,9 @@ class Guard:
     def _check_host(self, host_header: str | None) -> str | None:
         if "*" in self.allowed_hosts:
             return None
-        host = _hostname(host_header or "")
+        host = _hostname(host_header or "").rstrip(".")
         if not host:
-            return "the request has no Host header"
+            return None  # browsers always send Host: a request without one is no rebinding attempt
         if _is_loopback(host) or _is_ip(host) or host in self.allowed_hosts:
             return None
         return (
