@@ -305,3 +305,13 @@ async def test_unlisted_provider_is_sent_with_a_warning(
     assert [r.json["model"] for r in router.requests][-1] == "meta-llama/Llama-3.2-1B-Instruct:groq"
     (record,) = caplog.records  # warned once per model and provider
     assert "'groq' is not listed" in record.getMessage() and "novita, together" in record.getMessage()
+
+
+async def test_a_router_failure_names_the_router_not_the_hub() -> None:
+    async with FakeHub() as gone:
+        url = gone.router_url
+    async with HubClient(router_url=url) as c:
+        with pytest.raises(HuggingFaceError) as info:
+            await c.router_models(fallback=False)
+    assert info.value.kind is K.CONNECTION
+    assert "could not reach the router" in info.value.message and "HF_ENDPOINT" not in info.value.message

@@ -121,8 +121,11 @@ class HubClient:
         params: Sequence[tuple[str, str]] | None = None,
         *,
         timeout: RequestTimeout | None = None,
+        router: bool = False,
     ) -> tuple[Any, str | None]:
-        """GET JSON with retries; returns the body and the ``Link: rel="next"`` URL."""
+        """GET JSON with retries; returns the body and the ``Link: rel="next"`` URL.
+
+        ``router``: the URL is the router's (its catalogue), so failures name the router."""
         if hub_offline():
             raise HuggingFaceError(
                 HuggingFaceErrorKind.CONFIG,
@@ -130,7 +133,14 @@ class HubClient:
             )
 
         async def attempt() -> tuple[Any, str | None]:
-            reply = await self._http.fetch("GET", url, params=params, timeout=timeout or self._timeout)
+            reply = await self._http.fetch(
+                "GET",
+                url,
+                params=params,
+                timeout=timeout or self._timeout,
+                service="the router" if router else None,
+                hint="check your network (and router_url, if you set it)" if router else None,
+            )
             try:
                 return json.loads(reply.body), reply.link("next")
             except (ValueError, RecursionError):
@@ -229,7 +239,7 @@ class HubClient:
             logger.warning("hfdriver: offline mode (HF_HUB_OFFLINE is set): using the built-in catalogue")
             return merge_catalogue(None)
         try:
-            data, _ = await self._get(f"{self.router_url}/models", timeout=limit)
+            data, _ = await self._get(f"{self.router_url}/models", timeout=limit, router=True)
             entries = data["data"] if isinstance(data, dict) else data
             live = [parse_router_model(m) for m in entries if isinstance(m, dict) and m.get("id")]
         except HuggingFaceError as exc:

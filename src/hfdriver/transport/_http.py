@@ -204,14 +204,16 @@ class HttpClient:
             f", request id {request_id}" if request_id else "",
         )
 
-    def _map(self, exc: BaseException, phase: str) -> HuggingFaceError:
+    def _map(
+        self, exc: BaseException, phase: str, service: str | None = None, hint: str | None = None
+    ) -> HuggingFaceError:
         return map_transport_error(
             exc,
             phase=phase,
             secret=self.secret,
-            service=self.service,
-            hint=self.hint,
-            unreachable=self.unreachable,
+            service=service or self.service,
+            hint=hint or self.hint,
+            unreachable=None if service else self.unreachable,
         )
 
     async def _error(self, resp: aiohttp.ClientResponse) -> HuggingFaceError:
@@ -241,8 +243,13 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         timeout: RequestTimeout | None = None,
         max_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        service: str | None = None,
+        hint: str | None = None,
     ) -> Reply:
-        """Send a request and read the whole answer; a status of 300 or more raises its mapped kind."""
+        """Send a request and read the whole answer; a status of 300 or more raises its mapped kind.
+
+        ``service`` / ``hint`` name what this one call reaches, when it is not the client's usual
+        service (the Hub client also asks the router for its catalogue)."""
         session = self._session or self.session
         started = time.perf_counter() if _debug.isEnabledFor(logging.DEBUG) else 0.0
         try:
@@ -267,7 +274,7 @@ class HttpClient:
                     return Reply(status, headers, await resp.read())  # the common case, inline
                 return Reply(status, headers, await self._read_body(resp, max_bytes, "response"))
         except TRANSPORT_ERRORS as exc:
-            error = self._map(exc, "request")
+            error = self._map(exc, "request", service, hint)
             if started:
                 self._log(method, url, None, started, None, error)
             raise error from exc
