@@ -211,18 +211,9 @@ def test_no_proxy_rules(host: str, no_proxy: str, bypass: bool) -> None:
 
 
 def test_the_proxy_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from hfdriver.transport._proxy import ProxyResolver
+    from hfdriver.transport._proxy import _VARS, ProxyResolver
 
-    for name in (
-        "HTTP_PROXY",
-        "http_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-        "NO_PROXY",
-        "no_proxy",
-    ):
+    for name in _VARS:
         monkeypatch.delenv(name, raising=False)
     resolve = ProxyResolver()
     assert resolve("https://router.huggingface.co/v1") is None

@@ -18,16 +18,20 @@ __all__ = ["ENDPOINT", "ROUTER"]
 logger = logging.getLogger("hfdriver")
 
 
-def _router(config: LLMConfig, token: Token | None) -> HuggingFaceDriver:
+def _driver(config: LLMConfig, token: Token | None, base_url: str, routing: str | None) -> HuggingFaceDriver:
     return HuggingFaceDriver(
         token,
         model=config.model,
-        base_url=config.base_url or ROUTER_URL,
-        routing=config.routing,
+        base_url=base_url,
+        routing=routing,
         bill_to=config.bill_to,
         timeouts=config.timeouts,
         retry=config.retry,
     )
+
+
+def _router(config: LLMConfig, token: Token | None) -> HuggingFaceDriver:
+    return _driver(config, token, config.base_url or ROUTER_URL, config.routing)
 
 
 def _endpoint(config: LLMConfig, token: Token | None) -> HuggingFaceDriver:
@@ -44,14 +48,7 @@ def _endpoint(config: LLMConfig, token: Token | None) -> HuggingFaceDriver:
             "provider 'huggingface-endpoint' needs base_url, e.g. 'http://127.0.0.1:8000/v1' (vLLM), "
             "'http://127.0.0.1:8080/v1' (TGI, llama.cpp) or 'http://127.0.0.1:11434/v1' (Ollama)",
         )
-    return HuggingFaceDriver(
-        token,
-        model=config.model,
-        base_url=config.base_url,
-        bill_to=config.bill_to,
-        timeouts=config.timeouts,
-        retry=config.retry,
-    )
+    return _driver(config, token, config.base_url, None)
 
 
 ROUTER = Provider(

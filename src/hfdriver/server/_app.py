@@ -229,23 +229,15 @@ async def _read_json(request: web.Request, timeout: float) -> Any:
             K.INVALID_REQUEST, f"body: not received within {timeout:g} seconds; send it at once"
         ) from None
     charset = request.charset or "utf-8"
-    if charset.lower() in ("utf-8", "utf8"):
-        try:  # json.loads reads UTF-8 bytes itself: no decode step in the common case
-            return json.loads(raw)
-        except UnicodeDecodeError:
-            raise HuggingFaceError(K.INVALID_REQUEST, f"body: not valid {charset} text; send UTF-8") from None
-        except RecursionError:
-            raise HuggingFaceError(K.INVALID_REQUEST, "body: JSON nested too deeply") from None
-        except ValueError as exc:
-            raise HuggingFaceError(K.INVALID_REQUEST, f"body: not valid JSON ({exc})") from None
+    body: bytes | str = raw  # json.loads reads UTF-8 bytes itself: no decode step in the common case
     try:
-        text = raw.decode(charset)
+        if charset.lower() not in ("utf-8", "utf8"):
+            body = raw.decode(charset)
+        return json.loads(body)
     except LookupError:
         raise HuggingFaceError(K.INVALID_REQUEST, f"body: unknown charset {charset!r}; send UTF-8") from None
     except UnicodeDecodeError:
         raise HuggingFaceError(K.INVALID_REQUEST, f"body: not valid {charset} text; send UTF-8") from None
-    try:
-        return json.loads(text)
     except RecursionError:
         raise HuggingFaceError(K.INVALID_REQUEST, "body: JSON nested too deeply") from None
     except ValueError as exc:
