@@ -18,6 +18,7 @@ from hfdriver._version import __version__
 from hfdriver.auth import Token, resolve_token
 from hfdriver.driver import Driver, ResponseStream
 from hfdriver.dto import (
+    Cost,
     FinishReason,
     GenerateRequest,
     GenerateResponse,
@@ -52,6 +53,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "Cost",
     "Driver",
     "FinishReason",
     "GenerateRequest",

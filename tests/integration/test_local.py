@@ -245,7 +245,10 @@ async def test_llama_cpp_prints_nothing_unless_debug() -> None:
     )  # fmt: skip
     assert quiet.returncode == 0, quiet.stderr
     assert "Paris" in quiet.stdout
-    assert quiet.stderr.strip().startswith("[local: ") and len(quiet.stderr.strip().splitlines()) == 1
+    # The banner and the footer (tokens, and the cost: local answers cost nothing), no llama.cpp noise.
+    lines = quiet.stderr.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("[local: "), lines
+    assert lines[1].startswith("[local · ") and lines[1].endswith("tokens · $0]"), lines
     debug = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "hfdriver.cli", "chat", "--local", "--debug", "hi"],

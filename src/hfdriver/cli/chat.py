@@ -13,6 +13,7 @@ from hfdriver.cli._common import LoopRunner, UsageError, out
 from hfdriver.config import LLMConfig, create_driver, load_config
 from hfdriver.driver import Driver
 from hfdriver.dto.request import GenerateRequest, Message
+from hfdriver.dto.response import GenerateResponse
 from hfdriver.openai import converter
 
 __all__ = ["register"]
@@ -158,5 +159,23 @@ async def _stream_answer(driver: Driver, request: GenerateRequest) -> str:
             if chunk.text:
                 parts.append(chunk.text)
                 out(chunk.text, end="")
-    out()
+        out()
+        response = await stream.collect()  # the stream is read: this adds the cost, if known
+    footer = footer_text(response)
+    if footer:
+        out(footer, stream=sys.stderr)
     return "".join(parts)
+
+
+def footer_text(response: GenerateResponse) -> str:
+    """``[provider · 12 in + 30 out tokens · $0.0000021]``: what is known of the answer."""
+    parts = []
+    if response.provider:
+        parts.append(response.provider)
+    if response.usage is not None:
+        parts.append(f"{response.usage.prompt_tokens} in + {response.usage.completion_tokens} out tokens")
+    if response.cached:
+        parts.append("from the cache")
+    elif response.cost is not None:
+        parts.append(str(response.cost))
+    return f"[{' · '.join(parts)}]" if parts else ""

@@ -18,6 +18,11 @@ A file looks like this (``hfdriver config init`` writes a commented one)::
     [llm.timeouts]                   # Timeouts fields
     read = 120
 
+    [llm.cache]                      # a response cache (on when this table is present)
+    path = "~/.cache/huggingface/hfdriver/cache.sqlite"   # backend = "memory" for this process only
+    ttl = 86400                      # seconds; unset: until evicted
+    max_size = "512MB"               # least recently used answers go first
+
     [profiles.local-vllm]            # inherits [llm], overrides what it sets
     provider = "huggingface-endpoint"
     base_url = "http://127.0.0.1:8000/v1"
@@ -33,6 +38,7 @@ from hfdriver.config._registry import (
     ENTRY_POINT_GROUP,
     DriverFactory,
     Provider,
+    build_cache,
     create_driver,
     driver_factories,
     get_provider,
@@ -41,10 +47,12 @@ from hfdriver.config._registry import (
 )
 from hfdriver.config._schema import (
     AuthConfig,
+    CacheConfig,
     Config,
     LLMConfig,
     config_error,
     parse_config,
+    parse_size,
     unknown_key_error,
 )
 
@@ -52,8 +60,10 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "_REGISTRY",
     "AuthConfig",
+    "CacheConfig",
     "Config",
     "DriverFactory",
+    "build_cache",
     "LLMConfig",
     "Provider",
     "config_error",
@@ -63,6 +73,7 @@ __all__ = [
     "get_provider",
     "load_config",
     "parse_config",
+    "parse_size",
     "register_driver",
     "token_for",
     "unknown_key_error",

@@ -21,8 +21,9 @@ import attrs
 
 from hfdriver._defaults import DefaultsDriver
 from hfdriver.auth import Token, read_token_file, resolve_token
+from hfdriver.cache import Cache, CachedDriver, MemoryCache, SQLiteCache
 from hfdriver.config._files import load_config
-from hfdriver.config._schema import Config, LLMConfig, config_error
+from hfdriver.config._schema import CacheConfig, Config, LLMConfig, config_error
 from hfdriver.driver import Driver
 from hfdriver.errors import HuggingFaceError
 
@@ -128,6 +129,18 @@ def token_for(config: LLMConfig, path: Path | None = None, table: str = "llm") -
     return resolve_token()
 
 
+def build_cache(config: CacheConfig) -> Cache | None:
+    """The cache ``[llm.cache]`` describes, or ``None`` when it is off."""
+    if not config.enabled:
+        return None
+    if config.backend == "memory":
+        return MemoryCache(ttl=config.ttl, max_bytes=config.max_size or 64 * 1024 * 1024)
+    kwargs: dict[str, Any] = {"ttl": config.ttl}
+    if config.max_size is not None:
+        kwargs["max_bytes"] = config.max_size
+    return SQLiteCache(config.path, **kwargs)
+
+
 def create_driver(
     config: Config | LLMConfig | None = None, profile: str | None = None, **overrides: Any
 ) -> Driver:
@@ -151,6 +164,11 @@ def create_driver(
             f'[{table}] model is missing; set model = "org/name" (e.g. "meta-llama/Llama-3.2-1B-Instruct") in hfdriver.toml, or pass --model',
         )
     driver = provider.create(llm, token_for(llm, path, table))
+    if llm.cache.enabled and getattr(driver, "cache", None) is None:
+        # A provider that does not take the cache itself (local, plugins): wrap what it built.
+        cache = build_cache(llm.cache)
+        if cache is not None:
+            driver = CachedDriver(driver, cache)
     if llm.max_tokens is not None or llm.temperature is not None:
         return DefaultsDriver(driver, max_tokens=llm.max_tokens, temperature=llm.temperature)
     return driver

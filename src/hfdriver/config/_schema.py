@@ -21,6 +21,7 @@ from hfdriver.transport import RetryPolicy, Timeouts
 
 __all__ = [
     "AuthConfig",
+    "CacheConfig",
     "Config",
     "LLMConfig",
     "config_error",
@@ -40,6 +41,39 @@ class AuthConfig:
 
 
 @attrs.frozen(slots=True, kw_only=True)
+class CacheConfig:
+    """``[llm.cache]``: a response cache in front of the driver (on when the table is present)."""
+
+    enabled: bool = False
+    backend: str = "sqlite"
+    """``sqlite`` (a file shared by processes) or ``memory`` (this process only)."""
+    path: str | None = None
+    """The SQLite file; defaults to ``$HF_HOME/hfdriver/cache.sqlite``."""
+    ttl: float | None = None
+    """Seconds an answer stays valid; unset: until evicted."""
+    max_size: int | None = None
+    """Bytes kept at most (``max_size = "512MB"`` works too); least recently used go first."""
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+def parse_size(value: Any) -> int:
+    """``1048576``, ``"512MB"``, ``"1 GiB"`` -> bytes; ``ValueError`` otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number, unit = float(value), ""
+    elif isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        digits = text.rstrip("kmgib")
+        number, unit = float(digits), text[len(digits) :]
+    else:
+        raise ValueError(value)
+    if unit not in _SIZE_UNITS or not number > 0:
+        raise ValueError(value)
+    return int(number * _SIZE_UNITS[unit])
+
+
+@attrs.frozen(slots=True, kw_only=True)
 class LLMConfig:
     """The resolved settings of ``[llm]`` or of one profile (already merged over ``[llm]``)."""
 
@@ -50,7 +84,10 @@ class LLMConfig:
     bill_to: str | None = None
     max_tokens: int | None = None
     temperature: float | None = None
+    costs: bool | None = None
+    """Fill ``response.cost`` from the router's prices (default: on for the router)."""
     auth: AuthConfig = AuthConfig()
+    cache: CacheConfig = CacheConfig()
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
     timeouts: Timeouts = attrs.field(factory=Timeouts)
     options: Mapping[str, Any] = attrs.field(factory=dict)
@@ -86,6 +123,7 @@ _SCALARS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "bill_to": (str, "an organisation name"),
     "max_tokens": (int, "an integer >= 1"),
     "temperature": ((int, float), "a number between 0 and 2"),
+    "costs": (bool, "true or false"),
 }
 _TABLES: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
     "auth": {
@@ -100,6 +138,13 @@ _TABLES: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
         "max_backoff": ((int, float), "seconds"),
         "jitter": ((int, float), "seconds"),
         "max_retry_after": ((int, float), "seconds"),
+    },
+    "cache": {
+        "enabled": (bool, "true or false"),
+        "backend": (str, "'sqlite' or 'memory'"),
+        "path": (str, "a file path"),
+        "ttl": ((int, float), "seconds"),
+        "max_size": ((int, str), "bytes, or a size such as '512MB'"),
     },
     "timeouts": {
         "connect": ((int, float), "seconds"),
@@ -171,6 +216,8 @@ def _parse_llm(path: Path | None, table: str, data: Any, base: LLMConfig | None)
                 merged[name] = attrs.evolve(getattr(start, name), **fields.pop(name))
             except HuggingFaceError as exc:
                 raise config_error(path, f"[{table}.{name}] {exc.message}") from None
+    if "cache" in fields:
+        merged["cache"] = _parse_cache(path, table, start.cache, fields.pop("cache"))
     if auth is not None:
         # A profile's auth table names one source, which replaces the inherited one.
         sources = {"api_key_env": None, "token_file": None, "anonymous": False}
@@ -178,6 +225,24 @@ def _parse_llm(path: Path | None, table: str, data: Any, base: LLMConfig | None)
     config = attrs.evolve(start, **fields, **merged)
     _validate(path, table, config)
     return config
+
+
+def _parse_cache(path: Path | None, table: str, start: CacheConfig, data: dict[str, Any]) -> CacheConfig:
+    where = f"[{table}.cache]"
+    values = dict(data)
+    values.setdefault("enabled", True)  # the table's presence turns the cache on
+    if "max_size" in values:
+        try:
+            values["max_size"] = parse_size(values["max_size"])
+        except (ValueError, OverflowError):
+            raise config_error(
+                path, f"{where} max_size must be bytes or a size such as '512MB', got {values['max_size']!r}"
+            ) from None
+    if "ttl" in values and not values["ttl"] > 0:
+        raise config_error(path, f"{where} ttl must be seconds > 0, got {values['ttl']!r}")
+    if values.get("backend", start.backend) not in ("sqlite", "memory"):
+        raise config_error(path, f"{where} backend must be 'sqlite' or 'memory', got {values['backend']!r}")
+    return attrs.evolve(start, **values)
 
 
 def _validate(path: Path | None, table: str, config: LLMConfig) -> None:

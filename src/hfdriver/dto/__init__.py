@@ -5,11 +5,12 @@ Nothing here knows a wire format; :mod:`hfdriver.openai` converts these to and f
 
 from hfdriver.dto.message import Image, Input, Message, MessageBuilder, Role, Text, ToolCall, ToolResult
 from hfdriver.dto.request import GenerateRequest, GenerateRequestBuilder
-from hfdriver.dto.response import FinishReason, GenerateResponse, Output, Usage
+from hfdriver.dto.response import Cost, FinishReason, GenerateResponse, Output, Usage
 from hfdriver.dto.stream import StreamAssembler, StreamChunk
 from hfdriver.dto.tools import ResponseFormat, ToolSpec, ToolSpecBuilder
 
 __all__ = [
+    "Cost",
     "FinishReason",
     "GenerateRequest",
     "GenerateRequestBuilder",

@@ -8,7 +8,7 @@ import attrs
 
 from hfdriver.dto.request import Message, ToolCall
 
-__all__ = ["FinishReason", "GenerateResponse", "Output", "Usage", "finish_reason_of"]
+__all__ = ["Cost", "FinishReason", "GenerateResponse", "Output", "Usage", "finish_reason_of", "format_money"]
 
 
 class FinishReason(str, enum.Enum):
@@ -55,6 +55,72 @@ class Usage:
     total_tokens: int = 0
 
 
+def _money(value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"a cost must be a finite number >= 0, got {value!r}")
+    if value == float("inf"):
+        raise ValueError("a cost must be finite")
+    return float(value)
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Cost:
+    """What one answer cost: ``input`` (prompt tokens) + ``output`` (completion tokens) = ``total``.
+
+    Amounts are in ``currency`` (US dollars for the router's prices). ``Cost.zero()`` is an
+    answer that cost nothing (local inference, a cache hit). Costs add up with ``+``.
+    """
+
+    input: float = attrs.field(converter=_money)
+    output: float = attrs.field(converter=_money)
+    currency: str = "USD"
+    total: float = attrs.field(init=False)
+
+    @total.default
+    def _total(self) -> float:
+        return self.input + self.output
+
+    @classmethod
+    def zero(cls, currency: str = "USD") -> Cost:
+        return cls(input=0.0, output=0.0, currency=currency)
+
+    @classmethod
+    def of(
+        cls,
+        usage: Usage,
+        *,
+        input_per_million: float,
+        output_per_million: float,
+        currency: str = "USD",
+    ) -> Cost:
+        """Usage priced per million tokens (how the router lists prices)."""
+        return cls(
+            input=usage.prompt_tokens * input_per_million / 1e6,
+            output=usage.completion_tokens * output_per_million / 1e6,
+            currency=currency,
+        )
+
+    def __add__(self, other: object) -> Cost:
+        if not isinstance(other, Cost):
+            return NotImplemented
+        if other.currency != self.currency:
+            raise ValueError(f"cannot add {other.currency} to {self.currency}")
+        return Cost(input=self.input + other.input, output=self.output + other.output, currency=self.currency)
+
+    def __str__(self) -> str:
+        return format_money(self.total, self.currency)
+
+
+def format_money(amount: float, currency: str = "USD") -> str:
+    """``$0.0021`` style: enough significant digits for sub-cent amounts."""
+    sign = "$" if currency == "USD" else f"{currency} "
+    if amount == 0:
+        return f"{sign}0"
+    if amount >= 0.01:
+        return f"{sign}{amount:,.4f}"
+    return f"{sign}{amount:.3g}" if amount < 1e-4 else f"{sign}{amount:.6f}"
+
+
 @attrs.frozen(slots=True, kw_only=True)
 class Output:
     """One generated answer (a "choice")."""
@@ -85,6 +151,10 @@ class GenerateResponse:
     created: int | None = None
     provider: str | None = None
     request_id: str | None = None
+    cost: Cost | None = None
+    """What this answer cost, when the provider's prices are known (``None`` is "unknown", never a guess)."""
+    cached: bool = False
+    """True when the answer came from a response cache (then ``cost`` is zero: nothing was spent)."""
 
     @property
     def output(self) -> Output:

@@ -230,7 +230,13 @@ def error_from_response(
     """
     request_id = scrub(_header(headers, "x-request-id"), token)
     provider = scrub(_header(headers, "x-inference-provider"), token)
-    retry_after = parse_retry_after(_header(headers, "retry-after"))
+    # `retry-after-ms` (OpenAI-compatible servers) is more precise than whole seconds.
+    retry_after_ms = parse_retry_after(_header(headers, "retry-after-ms"))
+    retry_after = (
+        retry_after_ms / 1000.0
+        if retry_after_ms is not None
+        else parse_retry_after(_header(headers, "retry-after"))
+    )
     if retry_after is None:
         retry_after = _ratelimit_reset(_header(headers, "ratelimit"))
 

@@ -12,25 +12,30 @@ from hfdriver.hub._models import (
     WhoAmI,
     parse_quantization,
 )
+from hfdriver.hub._prices import PRICE_TTL, PriceBook, clear_price_cache, router_price_book
 
 __all__ = [
     "BUILTIN_CATALOGUE",
     "HUB_ENDPOINT",
+    "PRICE_TTL",
     "ROUTER_URL",
     "CatalogueEntry",
     "GgufFile",
     "HubClient",
     "ModelInfo",
+    "PriceBook",
     "Pricing",
     "ProviderMapping",
     "ProviderOffer",
     "RouterModel",
     "WhoAmI",
+    "clear_price_cache",
     "find_model",
     "hub_offline",
     "merge_catalogue",
     "models_with_tools",
     "parse_quantization",
+    "router_price_book",
 ]
 
 

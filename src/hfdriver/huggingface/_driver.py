@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import weakref
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from hfdriver.auth import Token, missing_token_message, resolve_token
+from hfdriver.cache import Cache, CachedStream, CacheLayer
 from hfdriver.dto.request import GenerateRequest, validate_model, validate_routing
 from hfdriver.dto.response import GenerateResponse
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, redact, scrub
-from hfdriver.hub import ROUTER_URL
+from hfdriver.hub import ROUTER_URL, PriceBook, router_price_book
 from hfdriver.huggingface._stream import HuggingFaceStream
 from hfdriver.openai import DEFAULT_MAX_EVENT_BYTES, parse_response, to_payload
 from hfdriver.transport import (
@@ -36,6 +41,10 @@ logger = logging.getLogger("hfdriver")
 
 # json.dumps with options builds a new encoder on every call: one, made once, for the hot path.
 _encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+# Seconds an answer waits for the price list after it arrived.
+_PRICE_WAIT = 5.0
 
 
 def _is_router(base_url: str) -> bool:
@@ -64,6 +73,11 @@ class HuggingFaceDriver:
             with a WARNING.
         max_body_bytes: the largest unary answer read (64 MiB); a larger one is ``DECODE``.
         max_event_bytes: the longest SSE line or event of a stream (16 MiB); past it, ``STREAM``.
+        cache: a response :class:`~hfdriver.cache.Cache` (``SQLiteCache(path)``, ``MemoryCache()``):
+            complete answers are stored and replayed, identical concurrent requests make one call.
+        costs: fill ``response.cost`` from the router catalogue's prices (fetched once per process
+            and hour, in parallel with the first request). On by default for the router, off for
+            other base URLs; prices in ``catalogue`` are always used.
 
     >>> async def main():  # doctest: +SKIP
     ...     async with HuggingFaceDriver(model="meta-llama/Llama-3.2-1B-Instruct") as driver:
@@ -87,6 +101,8 @@ class HuggingFaceDriver:
         catalogue: Sequence[RouterModel] | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        cache: Cache | None = None,
+        costs: bool | None = None,
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise HuggingFaceError(
@@ -118,6 +134,10 @@ class HuggingFaceDriver:
         self._streams: weakref.WeakSet[HuggingFaceStream] = weakref.WeakSet()
         self._providers_by_model: dict[str, frozenset[str]] | None = None
         self._warned_routes: set[str] = set()
+        self._cache = CacheLayer(cache) if cache is not None else None
+        self._costs = _is_router(base_url) if costs is None else bool(costs)
+        self._prices: PriceBook | None = None
+        self._prices_task: asyncio.Task[PriceBook | None] | None = None
         if catalogue is not None:
             self.use_catalogue(catalogue)
         # A unary answer arrives only once it is fully generated, so silence before it is normal:
@@ -162,14 +182,26 @@ class HuggingFaceDriver:
     ) -> None:
         await self.aclose()
 
+    @property
+    def cache(self) -> Cache | None:
+        """The response cache, if one was given."""
+        return self._cache.cache if self._cache is not None else None
+
     async def aclose(self) -> None:
-        """Close open streams and the driver's own session (never a caller's session)."""
+        """Close open streams, the cache and the driver's own session (never a caller's session)."""
         for stream in list(self._streams):
             await stream.aclose()
-        await self._http.aclose()
+        task, self._prices_task = self._prices_task, None
+        if task is not None and not task.done():
+            task.cancel()
+        try:
+            if self._cache is not None:
+                await self._cache.cache.aclose()
+        finally:
+            await self._http.aclose()
 
     # ------------------------------------------------------------------ requests
-    def _encode(self, request: GenerateRequest, *, stream: bool) -> bytes:
+    def _encode(self, request: GenerateRequest, *, stream: bool) -> tuple[bytes, dict[str, Any]]:
         if not isinstance(request, GenerateRequest):
             raise HuggingFaceError(
                 HuggingFaceErrorKind.INVALID_REQUEST,
@@ -179,7 +211,7 @@ class HuggingFaceDriver:
         if self._providers_by_model is not None:
             self._check_route(payload["model"])
         try:
-            return _encode_json(payload).encode()
+            return _encode_json(payload).encode(), payload
         except (TypeError, ValueError) as exc:
             raise HuggingFaceError(
                 HuggingFaceErrorKind.INVALID_REQUEST,
@@ -189,6 +221,45 @@ class HuggingFaceDriver:
     def use_catalogue(self, models: Sequence[RouterModel]) -> None:
         """Know which providers serve which models, to warn about unlisted provider routes."""
         self._providers_by_model = {m.id: frozenset(p.provider for p in m.providers) for m in models}
+        book = PriceBook.from_models(models)
+        if len(book):
+            self._prices = book
+
+    # ------------------------------------------------------------------ costs
+    def _start_prices(self) -> asyncio.Task[PriceBook | None] | None:
+        """Begin fetching prices (once), so they arrive while the first request runs."""
+        if self._prices is not None or not self._costs:
+            return None
+        task = self._prices_task
+        if task is None:
+            task = self._prices_task = asyncio.get_running_loop().create_task(
+                router_price_book(self.base_url, token=self._token, session=self._http.session)
+            )
+        return task
+
+    async def price(self, response: GenerateResponse, model: str) -> GenerateResponse:
+        """``response`` with its :class:`~hfdriver.dto.response.Cost`, when prices are known."""
+        if response.cost is not None or response.usage is None:
+            return response
+        book = self._prices
+        if book is None:
+            task = self._start_prices()
+            if task is None:
+                return response
+            try:
+                # Fetched in parallel with the request, so normally already here; a slow
+                # catalogue leaves this answer's cost unknown rather than delaying it.
+                book = await asyncio.wait_for(asyncio.shield(task), _PRICE_WAIT)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a price must never fail an answer (TimeoutError included)
+                logger.debug("hfdriver: price lookup failed", exc_info=True)
+                return response
+            if book is None:
+                return response
+            self._prices = book
+        cost = book.cost(model, response.provider, response.usage)
+        return attrs.evolve(response, cost=cost) if cost is not None else response
 
     def _check_route(self, model: str) -> None:
         bare, _, route = model.partition(":")
@@ -229,9 +300,20 @@ class HuggingFaceDriver:
 
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
         """Send ``request`` and return the whole answer (retried per the :class:`RetryPolicy`)."""
-        body = self._encode(request, stream=False)
+        body, payload = self._encode(request, stream=False)
         self._check_token()
-        return await call_with_retries(self.retry, "generate", lambda: self._generate_once(body))
+        if self._cache is not None:
+            key = CacheLayer.key(self.base_url, payload)
+            return await self._cache.generate(key, lambda: self._generate(body, payload["model"]))
+        return await self._generate(body, payload["model"])
+
+    async def _generate(self, body: bytes, model: str) -> GenerateResponse:
+        if self._costs and self._prices is None:
+            self._start_prices()
+        response = await call_with_retries(self.retry, "generate", lambda: self._generate_once(body))
+        if self._costs or self._prices is not None:
+            response = await self.price(response, model)
+        return response
 
     async def _generate_once(self, body: bytes) -> GenerateResponse:
         reply = await self._http.fetch(
@@ -253,11 +335,22 @@ class HuggingFaceDriver:
             ) from None
         return parse_response(data, provider=provider, request_id=request_id, token=self._token)
 
-    def generate_stream(self, request: GenerateRequest) -> HuggingFaceStream:
+    def generate_stream(self, request: GenerateRequest) -> HuggingFaceStream | CachedStream:
         """Stream the answer. Use ``async with driver.generate_stream(req) as stream:`` and
-        ``async for chunk in stream``; a bare ``async for`` works too."""
-        body = self._encode(request, stream=True)
+        ``async for chunk in stream``; a bare ``async for`` works too. With a cache, a cached
+        answer is replayed as a stream (``stream.cached`` is True)."""
+        body, payload = self._encode(request, stream=True)
         self._check_token()
+        if self._cache is not None:
+            key = CacheLayer.key(self.base_url, payload)
+            return self._cache.stream(key, lambda: self._open_stream(body, payload["model"]))
+        return self._open_stream(body, payload["model"])
+
+    def _open_stream(self, body: bytes, model: str) -> HuggingFaceStream:
+        priced = self._costs or self._prices is not None
+        if self._costs and self._prices is None:
+            with contextlib.suppress(RuntimeError):  # no running loop yet: fetched at collect()
+                self._start_prices()
         stream = HuggingFaceStream(
             self._http,
             self._url,
@@ -267,6 +360,7 @@ class HuggingFaceDriver:
             retry=self.retry,
             max_event_bytes=self.max_event_bytes,
             max_body_bytes=self.max_body_bytes,
+            pricer=(lambda response: self.price(response, model)) if priced else None,
         )
         self._streams.add(stream)
         return stream

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from hfdriver.auth import Token
-from hfdriver.config import LLMConfig, Provider
+from hfdriver.config import LLMConfig, Provider, build_cache
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 from hfdriver.hub import ROUTER_URL
 from hfdriver.huggingface._driver import HuggingFaceDriver
@@ -27,6 +27,8 @@ def _driver(config: LLMConfig, token: Token | None, base_url: str, routing: str 
         bill_to=config.bill_to,
         timeouts=config.timeouts,
         retry=config.retry,
+        cache=build_cache(config.cache),
+        costs=config.costs,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 
 from hfdriver.dto.response import GenerateResponse
@@ -48,6 +48,7 @@ class HuggingFaceStream:
         "_max_body",
         "_max_event",
         "_opened",
+        "_pricer",
         "_ready",
         "_resp",
         "_retry",
@@ -68,8 +69,10 @@ class HuggingFaceStream:
         retry: RetryPolicy,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        pricer: Callable[[GenerateResponse], Awaitable[GenerateResponse]] | None = None,
     ) -> None:
         self._http = http
+        self._pricer = pricer
         self._url = url
         self._body = body
         self._headers = headers
@@ -138,10 +141,14 @@ class HuggingFaceStream:
                 resp.close()
 
     async def collect(self) -> GenerateResponse:
-        """Read the rest and return everything the stream delivered as one response."""
+        """Read the rest and return everything the stream delivered as one response
+        (with its cost when the driver knows the provider's prices)."""
         async for _ in self:
             pass
-        return self.response()
+        response = self.response()
+        if self._pricer is not None:
+            response = await self._pricer(response)
+        return response
 
     @property
     def pending(self) -> int:

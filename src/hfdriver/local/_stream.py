@@ -20,7 +20,9 @@ from collections.abc import Callable, Coroutine, Iterator
 from types import TracebackType
 from typing import Any
 
-from hfdriver.dto.response import GenerateResponse
+import attrs
+
+from hfdriver.dto.response import Cost, GenerateResponse
 from hfdriver.dto.stream import StreamAssembler, StreamChunk
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 from hfdriver.openai import parse_chunk
@@ -207,4 +209,5 @@ class LocalStream:
         return self.response()
 
     def response(self) -> GenerateResponse:
-        return self._assembler.response(provider=self.provider)
+        """What was generated so far; local inference costs nothing (``cost`` is zero)."""
+        return attrs.evolve(self._assembler.response(provider=self.provider), cost=Cost.zero())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -66,6 +68,22 @@ def _peer(request: web.Request) -> str | None:
     return f"{peer[0]}:{peer[1]}" if peer else None
 
 
+def _last_user_text(body: Any) -> str:
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        return ""
+    for message in reversed(body["messages"]):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            return " ".join(
+                p.get("text", "")
+                for p in content or []
+                if isinstance(p, dict) and isinstance(p.get("text"), str)
+            )
+    return ""
+
+
 class FakeRouter(LocalServer):
     """A real aiohttp server on 127.0.0.1 (random port) that speaks chat completions.
 
@@ -79,7 +97,17 @@ class FakeRouter(LocalServer):
     Answers come from a FIFO queue (:meth:`enqueue`); when it is empty the router echoes the
     last user message (``"echo: <text>"``), streaming it word by word when ``stream`` is set.
     ``token`` makes it answer 401 to any other bearer token. Every request is recorded in
-    :attr:`requests`.
+    :attr:`requests` (``record=False`` keeps only counters, for long benchmarks).
+
+    Load and failure scripting:
+
+    - ``rate_limit`` (requests/s) with ``burst``: a token bucket; a chat request past it is
+      answered 429 with ``Retry-After`` (whole seconds, as HTTP has it, or the exact fraction
+      with ``fractional_retry_after=True``). :attr:`rate_limited` counts them, :attr:`served`
+      the answered ones, :meth:`per_second` the answered ones in each second.
+    - ``latency``: seconds every chat answer waits before it is sent (generation time).
+    - :meth:`fail_when`: answer requests whose last user message contains a text with a
+      scripted response (every time, or ``times`` times), whatever the order of arrival.
     """
 
     def __init__(
@@ -90,8 +118,26 @@ class FakeRouter(LocalServer):
         host: str = "127.0.0.1",
         port: int = 0,
         provider: str = "fake-provider",
+        rate_limit: float | None = None,
+        burst: float | None = None,
+        fractional_retry_after: bool = False,
+        latency: float = 0.0,
+        record: bool = True,
     ) -> None:
         super().__init__(host, port)
+        if rate_limit is not None and rate_limit <= 0:
+            raise ValueError("rate_limit must be > 0 requests/s")
+        self.rate_limit = rate_limit
+        self.burst = burst if burst is not None else (max(1.0, rate_limit / 10) if rate_limit else 0.0)
+        self.fractional_retry_after = fractional_retry_after
+        self.latency = latency
+        self.record = record
+        self._bucket = self.burst
+        self._bucket_at = time.monotonic()
+        self.rate_limited = 0
+        self.served = 0
+        self.served_at: list[float] = []
+        self._rules: list[list[Any]] = []
         self.token = token
         self.models = [dict(m) for m in models]
         self.provider = provider
@@ -104,7 +150,26 @@ class FakeRouter(LocalServer):
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/_fake/stats", self._stats)
+        app.router.add_post("/_fake/reset", self._reset)
         return app
+
+    def stats(self) -> dict[str, Any]:
+        """Counters (also served as JSON at ``GET /_fake/stats``, for a fake in another process)."""
+        return {"served": self.served, "rate_limited": self.rate_limited, "per_second": self.per_second()}
+
+    def reset_counters(self) -> None:
+        """Zero the counters and refill the rate limiter (``POST /_fake/reset``)."""
+        self.served = self.rate_limited = 0
+        self.served_at.clear()
+        self._bucket, self._bucket_at = self.burst, time.monotonic()
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats())
+
+    async def _reset(self, request: web.Request) -> web.Response:
+        self.reset_counters()
+        return web.json_response(self.stats())
 
     @property
     def base_url(self) -> str:
@@ -126,6 +191,47 @@ class FakeRouter(LocalServer):
         self._queue.extend(responses)
         return self
 
+    def fail_when(self, contains: str, response: FakeResponse, *, times: int | None = None) -> FakeRouter:
+        """Answer ``response`` to requests whose last user message contains ``contains``
+        (``""`` matches every request), ``times`` times or always."""
+        self._rules.append([contains, response, times])
+        return self
+
+    def per_second(self) -> list[int]:
+        """Answered chat requests in each second since the first one (for rate assertions)."""
+        if not self.served_at:
+            return []
+        start = self.served_at[0]
+        counts = [0] * (int(self.served_at[-1] - start) + 1)
+        for t in self.served_at:
+            counts[int(t - start)] += 1
+        return counts
+
+    def _take_token(self) -> float | None:
+        """None when the request may pass; else the seconds until it could."""
+        rate = self.rate_limit
+        if rate is None:
+            return None
+        now = time.monotonic()
+        self._bucket = min(self.burst, self._bucket + (now - self._bucket_at) * rate)
+        self._bucket_at = now
+        if self._bucket >= 1.0:
+            self._bucket -= 1.0
+            return None
+        return (1.0 - self._bucket) / rate
+
+    def _rule_for(self, body: Any) -> FakeResponse | None:
+        if not self._rules:
+            return None
+        text = _last_user_text(body)
+        for rule in self._rules:
+            contains, response, times = rule
+            if contains in text and (times is None or times > 0):
+                if times is not None:
+                    rule[2] = times - 1
+                return response  # type: ignore[no-any-return]
+        return None
+
     @property
     def pending(self) -> int:
         """Scripted answers not used yet."""
@@ -138,9 +244,10 @@ class FakeRouter(LocalServer):
         return headers
 
     async def _models(self, request: web.Request) -> web.Response:
-        self.requests.append(
-            RecordedRequest(request.method, request.path, dict(request.headers), None, _peer(request))
-        )
+        if self.record:
+            self.requests.append(
+                RecordedRequest(request.method, request.path, dict(request.headers), None, _peer(request))
+            )
         return web.json_response({"object": "list", "data": self.models}, headers=self._headers({}))
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
@@ -149,16 +256,31 @@ class FakeRouter(LocalServer):
             body: Any = json.loads(raw)
         except ValueError:
             body = None
-        self.requests.append(
-            RecordedRequest(request.method, request.path, dict(request.headers), body, _peer(request))
-        )
+        if self.record:
+            self.requests.append(
+                RecordedRequest(request.method, request.path, dict(request.headers), body, _peer(request))
+            )
         if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
             return web.json_response(
                 {"error": "Invalid credentials in Authorization header"},
                 status=401,
                 headers=self._headers({}),
             )
-        scripted = self._queue.popleft() if self._queue else self._echo(body)
+        wait = self._take_token()
+        if wait is not None:
+            self.rate_limited += 1
+            retry_after = f"{wait:.3f}" if self.fractional_retry_after else str(max(1, math.ceil(wait)))
+            return web.json_response(
+                {"error": "Rate limit reached: too many requests, please retry later"},
+                status=429,
+                headers=self._headers({"Retry-After": retry_after}),
+            )
+        scripted = self._rule_for(body) or (self._queue.popleft() if self._queue else self._echo(body))
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if 200 <= scripted.status < 300:
+            self.served += 1
+            self.served_at.append(time.monotonic())
         return await self._send(request, scripted)
 
     def _echo(self, body: Any) -> FakeResponse:
@@ -166,16 +288,7 @@ class FakeRouter(LocalServer):
             return FakeResponse.error(
                 422, "Failed to deserialize the JSON body into the target type: missing field `messages`"
             )
-        text = ""
-        for message in reversed(body["messages"]):
-            if isinstance(message, dict) and message.get("role") == "user":
-                content = message.get("content")
-                text = (
-                    content
-                    if isinstance(content, str)
-                    else " ".join(p.get("text", "") for p in content or [] if isinstance(p, dict))
-                )
-                break
+        text = _last_user_text(body)
         words = f"echo: {text}".split(" ")
         finish = "stop"
         limit = body.get("max_tokens")

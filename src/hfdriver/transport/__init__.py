@@ -28,6 +28,7 @@ from hfdriver.transport._http import (
 )
 from hfdriver.transport._policy import RetryPolicy, Timeouts
 from hfdriver.transport._retry import (
+    AttemptGate,
     RetryDetails,
     RetryHook,
     call_with_retries,
@@ -36,11 +37,14 @@ from hfdriver.transport._retry import (
     is_retryable,
     is_testing,
     log_retry,
+    reset_attempt_gate,
     set_on_retry_hooks,
     set_testing,
+    use_attempt_gate,
 )
 
 __all__ = [
+    "AttemptGate",
     "DEFAULT_MAX_BODY_BYTES",
     "ERROR_BODY_BYTES",
     "TRANSPORT_ERRORS",
@@ -64,7 +68,9 @@ __all__ = [
     "map_transport_error",
     "request_timeout",
     "set_on_retry_hooks",
+    "reset_attempt_gate",
     "set_testing",
+    "use_attempt_gate",
     "stream_timeout",
     "unary_timeout",
 ]

@@ -19,7 +19,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import attrs
 import tenacity
@@ -28,6 +28,7 @@ from hfdriver.errors import HuggingFaceError
 from hfdriver.transport._policy import RetryPolicy
 
 __all__ = [
+    "AttemptGate",
     "RetryDetails",
     "RetryHook",
     "build_retrying",
@@ -38,7 +39,9 @@ __all__ = [
     "is_testing",
     "log_retry",
     "set_on_retry_hooks",
+    "reset_attempt_gate",
     "set_testing",
+    "use_attempt_gate",
 ]
 
 T = TypeVar("T")
@@ -129,6 +132,50 @@ def _run_hooks(details: RetryDetails) -> None:
             hook(details)
         except Exception:  # noqa: PERF203 - each hook is isolated from the others
             logger.exception("hfdriver: retry hook %r failed", hook)
+
+
+class AttemptGate(Protocol):
+    """Flow control around every attempt of every call made in a context (a batch uses one).
+
+    ``before_attempt`` waits for a slot (concurrency, rate budget, a global pause after a 429);
+    ``after_attempt`` gives the slot back with the outcome: ``None`` for success, the error
+    otherwise (a :class:`HuggingFaceError`, or anything else that ended the attempt).
+    """
+
+    async def before_attempt(self) -> None: ...
+
+    def after_attempt(self, error: BaseException | None) -> None: ...
+
+
+_GATE: contextvars.ContextVar[AttemptGate | None] = contextvars.ContextVar(
+    "hfdriver_attempt_gate", default=None
+)
+
+
+def use_attempt_gate(gate: AttemptGate | None) -> contextvars.Token[AttemptGate | None]:
+    """Route every attempt started in this context (and tasks created from it) through ``gate``.
+
+    Returns the token to restore the previous gate with ``reset_attempt_gate``.
+    """
+    return _GATE.set(gate)
+
+
+def reset_attempt_gate(token: contextvars.Token[AttemptGate | None]) -> None:
+    _GATE.reset(token)
+
+
+def _gated(gate: AttemptGate, attempt: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
+    async def gated() -> T:
+        await gate.before_attempt()
+        try:
+            result = await attempt()
+        except BaseException as exc:
+            gate.after_attempt(exc)
+            raise
+        gate.after_attempt(None)
+        return result
+
+    return gated
 
 
 class _Testing:
@@ -234,6 +281,9 @@ async def call_with_retries(policy: RetryPolicy, what: str, attempt: Callable[[]
     that failure, so waits, hooks, attempt counts and the deadline all follow the policy.
     """
     start = time.monotonic()
+    gate = _GATE.get()
+    if gate is not None:
+        attempt = _gated(gate, attempt)
     try:
         return await attempt()
     except HuggingFaceError as exc:

@@ -1,0 +1,291 @@
+"""Batch files: OpenAI Batch API JSONL in, OpenAI Batch output JSONL out, resumable.
+
+Input lines are either the OpenAI Batch format::
+
+    {"custom_id": "q1", "method": "POST", "url": "/v1/chat/completions", "body": {"model": ..., "messages": [...]}}
+
+or a short form: ``{"custom_id": "q1", "prompt": "..."}`` (``"system"`` optional) or
+``{"custom_id": "q1", "messages": [...]}``, with any chat-completions field beside them
+(``model``, ``max_tokens``, ``temperature``...). A line that cannot be used becomes an error row
+naming its line number; it never stops the run.
+
+Output lines are the OpenAI Batch output format (``id``, ``custom_id``, ``response:
+{status_code, request_id, body}``, ``error``), plus an ``hfdriver`` object (attempts, seconds,
+provider, cost, cached). Each line is written whole with one system call as its row finishes,
+so a killed run (even SIGKILL) loses at most the rows in flight. Rerunning with the same output
+keeps every answered row, drops failed rows and a torn last line (rewriting the file atomically),
+and sends only what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from hfdriver.batch._run import BatchItem, BatchResult
+from hfdriver.errors import KINDS, HuggingFaceError, HuggingFaceErrorKind
+from hfdriver.openai.inbound import request_from_payload, response_payload
+
+__all__ = ["OutputFile", "check_input", "read_input", "result_line"]
+
+_CHAT_URLS = ("/v1/chat/completions", "/chat/completions")
+_SHORT_KEYS = ("custom_id", "prompt", "system")
+
+
+def _bad(line: int, custom_id: str | None, problem: str) -> BatchItem:
+    return BatchItem(
+        custom_id=custom_id if custom_id else f"line-{line}",
+        error=HuggingFaceError(HuggingFaceErrorKind.INVALID_REQUEST, f"input line {line}: {problem}"),
+        line=line,
+    )
+
+
+def _custom_id(raw: Any) -> str | None:
+    if isinstance(raw, str) and raw.strip():
+        return raw
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return str(raw)
+    return None
+
+
+def parse_line(text: str, line: int) -> BatchItem | None:
+    """One input line as a :class:`BatchItem` (``None`` for a blank line)."""
+    if not text.strip():
+        return None
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        return _bad(line, None, f"not valid JSON ({exc}); each line must be one JSON object")
+    if not isinstance(data, dict):
+        return _bad(line, None, f"must be a JSON object, got {type(data).__name__}")
+    custom_id = _custom_id(data.get("custom_id"))
+    if custom_id is None:
+        return _bad(line, None, 'has no "custom_id" (a non-empty string that names the row in the output)')
+    if "body" in data or "url" in data or "method" in data:
+        method = data.get("method", "POST")
+        url = data.get("url", "/v1/chat/completions")
+        if not isinstance(method, str) or method.upper() != "POST":
+            return _bad(line, custom_id, f'method {method!r} is not supported: use "POST"')
+        if not isinstance(url, str) or not url.rstrip("/").endswith(_CHAT_URLS):
+            return _bad(line, custom_id, f'url {url!r} is not supported: use "/v1/chat/completions"')
+        body = data.get("body")
+        if not isinstance(body, dict):
+            return _bad(line, custom_id, '"body" must be a chat-completions request object')
+    else:
+        body = {k: v for k, v in data.items() if k not in _SHORT_KEYS}
+        prompt = data.get("prompt")
+        if prompt is not None:
+            if not isinstance(prompt, str) or "messages" in data:
+                return _bad(line, custom_id, '"prompt" must be a string, and not given with "messages"')
+            system = data.get("system")
+            if system is not None and not isinstance(system, str):
+                return _bad(line, custom_id, '"system" must be a string')
+            body["messages"] = [
+                *([{"role": "system", "content": system}] if system else []),
+                {"role": "user", "content": prompt},
+            ]
+        elif "messages" not in data:
+            return _bad(line, custom_id, 'needs "body" (OpenAI Batch format), "prompt" or "messages"')
+    try:
+        request, _ = request_from_payload(body)
+    except HuggingFaceError as exc:
+        return _bad(line, custom_id, exc.message)
+    return BatchItem(custom_id=custom_id, request=request, line=line)
+
+
+def _text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "\x00not utf-8"
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    try:
+        with path.open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                yield number, _text(raw)
+    except OSError as exc:
+        raise HuggingFaceError(
+            HuggingFaceErrorKind.CONFIG, f"cannot read the batch input {path}: {exc.strerror or exc}"
+        ) from None
+
+
+def check_input(path: Path, done: set[str] | frozenset[str] = frozenset()) -> tuple[int, int]:
+    """``(rows, rows already in done)``; refuses duplicate ``custom_id`` values before anything is sent."""
+    seen: dict[str, int] = {}
+    rows = already = 0
+    for number, text in _lines(path):
+        if not text.strip():
+            continue
+        rows += 1
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError):
+            continue  # reported as an error row when it is read
+        custom_id = _custom_id(data.get("custom_id")) if isinstance(data, dict) else None
+        if custom_id is None:
+            continue
+        first = seen.setdefault(custom_id, number)
+        if first == number:
+            already += custom_id in done
+        else:
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.INVALID_REQUEST,
+                f"{path}: custom_id {custom_id!r} is on lines {first} and {number}; "
+                "every row needs its own custom_id (nothing was sent)",
+            )
+    return rows, already
+
+
+def read_input(path: Path, *, skip: frozenset[str] | set[str] = frozenset()) -> Iterator[BatchItem]:
+    """The rows of ``path``, lazily, leaving out those whose ``custom_id`` is in ``skip``."""
+    for number, text in _lines(path):
+        if text.startswith("\x00"):
+            item: BatchItem | None = _bad(number, None, "is not UTF-8 text")
+        else:
+            item = parse_line(text, number)
+        if item is not None and item.custom_id not in skip:
+            yield item
+
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
+def _error_object(error: HuggingFaceError) -> dict[str, Any]:
+    info = KINDS[error.kind]
+    return {"message": error.message, "type": info.openai_type, "code": error.kind.name.lower()}
+
+
+def result_line(result: BatchResult, *, model: str = "") -> bytes:
+    """One output line (with its newline) in the OpenAI Batch output format."""
+    record: dict[str, Any] = {"id": f"batch_req_{secrets.token_hex(12)}", "custom_id": result.custom_id}
+    extra: dict[str, Any] = {"attempts": result.attempts, "seconds": round(result.elapsed, 3)}
+    response, error = result.response, result.error
+    if response is not None and error is None:
+        body = response_payload(
+            response,
+            id=response.id or f"chatcmpl-{secrets.token_hex(8)}",
+            created=response.created or 0,
+            model=response.model or model,
+        )
+        record["response"] = {"status_code": 200, "request_id": response.request_id, "body": body}
+        record["error"] = None
+        extra["provider"] = response.provider
+        extra["cached"] = response.cached
+        if response.cost is not None:
+            extra["cost"] = {
+                "input": response.cost.input,
+                "output": response.cost.output,
+                "total": response.cost.total,
+                "currency": response.cost.currency,
+            }
+    else:
+        assert error is not None
+        record["response"] = (
+            {
+                "status_code": error.status,
+                "request_id": error.request_id,
+                "body": {"error": _error_object(error)},
+            }
+            if error.status is not None
+            else None
+        )
+        record["error"] = {"code": error.kind.name.lower(), "message": error.message}
+        extra["kind"] = error.kind.name
+        if result.line is not None:
+            extra["line"] = result.line
+    record["hfdriver"] = extra
+    return (_encode(record) + "\n").encode()
+
+
+def _answered(text: str) -> str | None:
+    """The custom_id of a complete, successful output line; None for anything else."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or data.get("error") is not None:
+        return None
+    response = data.get("response")
+    custom_id = data.get("custom_id")
+    if not isinstance(response, dict) or response.get("status_code") != 200 or not isinstance(custom_id, str):
+        return None
+    return custom_id
+
+
+class OutputFile:
+    """The output JSONL, opened for a resumable run.
+
+    On open, lines of answered rows are kept (their ids are in :attr:`done`); failed rows, torn
+    or unreadable lines and repeats are dropped by rewriting the file atomically. Then each
+    :meth:`write` appends one whole line with one ``write`` system call.
+    """
+
+    def __init__(self, path: Path, *, resume: bool = True) -> None:
+        self.path = path
+        self.done: set[str] = set()
+        self.dropped = 0
+        self._fd: int | None = None
+        self._resume = resume
+
+    def open(self) -> OutputFile:
+        path = self.path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.exists() and self._resume:
+                self._compact()
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (0 if self._resume else os.O_TRUNC)
+            self._fd = os.open(path, flags, 0o644)
+        except OSError as exc:
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.CONFIG, f"cannot write the batch output {path}: {exc.strerror or exc}"
+            ) from None
+        return self
+
+    def _compact(self) -> None:
+        keep_needed = False
+        tmp_fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        try:
+            with os.fdopen(tmp_fd, "wb") as tmp, self.path.open("rb") as current:
+                for raw in current:
+                    text = raw.decode("utf-8", "replace")
+                    custom_id = _answered(text) if raw.endswith(b"\n") else None
+                    if custom_id is None or custom_id in self.done:
+                        self.dropped += 1
+                        keep_needed = True
+                        continue
+                    self.done.add(custom_id)
+                    tmp.write(raw)
+                tmp.flush()
+                os.fsync(tmp.fileno())
+            if keep_needed:
+                os.replace(tmp_name, self.path)
+                tmp_name = ""
+        finally:
+            if tmp_name:
+                os.unlink(tmp_name)
+
+    def write(self, line: bytes) -> None:
+        fd = self._fd
+        assert fd is not None, "open() the output first"
+        view = memoryview(line)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def __enter__(self) -> OutputFile:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

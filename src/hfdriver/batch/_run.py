@@ -1,0 +1,271 @@
+"""``run_batch``: many requests through any driver, results yielded as rows finish."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+
+import attrs
+
+from hfdriver.batch._flow import FlowControl, reset_row_attempt_counter, row_attempt_counter
+from hfdriver.driver import Driver
+from hfdriver.dto.message import Text
+from hfdriver.dto.request import GenerateRequest
+from hfdriver.dto.response import Cost, GenerateResponse
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
+from hfdriver.transport import reset_attempt_gate, use_attempt_gate
+
+__all__ = [
+    "FATAL_KINDS",
+    "BatchItem",
+    "BatchResult",
+    "BatchSummary",
+    "run_batch",
+]
+
+FATAL_KINDS = frozenset(
+    {HuggingFaceErrorKind.AUTHENTICATION, HuggingFaceErrorKind.PAYMENT_REQUIRED, HuggingFaceErrorKind.CONFIG}
+)
+"""Failures that would hit every row: the batch stops early on the first one."""
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class BatchItem:
+    """One input row: a request, or the reason the row could not be read (``error``)."""
+
+    custom_id: str
+    request: GenerateRequest | None = None
+    error: HuggingFaceError | None = None
+    line: int | None = None
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class BatchResult:
+    """One finished row."""
+
+    custom_id: str
+    response: GenerateResponse | None = None
+    error: HuggingFaceError | None = None
+    attempts: int = 0
+    """Attempts sent upstream (retries included; 0 for a cache hit or a row that was never sent)."""
+    elapsed: float = 0.0
+    """Seconds from the row's start to its end (waits for its turn included)."""
+    line: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.response is not None and self.error is None
+
+    @property
+    def cost(self) -> Cost | None:
+        return self.response.cost if self.response is not None else None
+
+
+Row = BatchItem | tuple[str, GenerateRequest]
+
+
+def _item(row: object) -> BatchItem:
+    if isinstance(row, BatchItem):
+        return row
+    if isinstance(row, tuple) and len(row) == 2 and isinstance(row[1], GenerateRequest):
+        return BatchItem(custom_id=str(row[0]), request=row[1])
+    raise HuggingFaceError(
+        HuggingFaceErrorKind.INVALID_REQUEST,
+        f"a batch row must be (custom_id, GenerateRequest) or a BatchItem, got {type(row).__name__}",
+    )
+
+
+def estimate_tokens(request: GenerateRequest, default_max_tokens: int = 256) -> int:
+    """A cheap upper-ish estimate of the tokens a request spends (about 4 characters a token)."""
+    chars = sum(len(part.text) for m in request.messages for part in m.content if isinstance(part, Text))
+    return chars // 4 + 1 + (request.max_tokens or default_max_tokens)
+
+
+@attrs.define(slots=True)
+class BatchSummary:
+    """Running totals of a batch (what the progress bar and the final summary show)."""
+
+    rows: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    cached: int = 0
+    failures: Counter[str] = attrs.field(factory=Counter)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: Cost = attrs.field(factory=Cost.zero)
+    priced: int = 0
+    """Answers whose cost is known (the rest are not in ``cost``)."""
+    attempts: int = 0
+    started: float = attrs.field(factory=time.monotonic)
+    skipped: int = 0
+    """Rows already answered by an earlier run (resume)."""
+
+    def add(self, result: BatchResult) -> None:
+        self.rows += 1
+        self.attempts += result.attempts
+        response = result.response
+        if result.ok and response is not None:
+            self.succeeded += 1
+            self.cached += response.cached
+            if response.usage is not None:
+                self.prompt_tokens += response.usage.prompt_tokens
+                self.completion_tokens += response.usage.completion_tokens
+            if response.cost is not None:
+                self.priced += 1
+                if response.cost.currency == self.cost.currency:
+                    self.cost = self.cost + response.cost
+        else:
+            self.failed += 1
+            self.failures[result.error.kind.name if result.error is not None else "UNKNOWN"] += 1
+
+    @property
+    def wall(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+async def _items(rows: Iterable[Row] | AsyncIterable[Row]) -> AsyncIterator[BatchItem]:
+    if isinstance(rows, AsyncIterable):
+        async for row in rows:
+            yield _item(row)
+    else:
+        for row in rows:
+            yield _item(row)
+
+
+class _Stop(Exception):
+    pass
+
+
+async def run_batch(
+    driver: Driver,
+    rows: Iterable[Row] | AsyncIterable[Row],
+    *,
+    concurrency: int = 64,
+    rpm: float | None = None,
+    tpm: float | None = None,
+    adaptive: bool = True,
+    flow: FlowControl | None = None,
+    stop_on: frozenset[HuggingFaceErrorKind] = FATAL_KINDS,
+) -> AsyncIterator[BatchResult]:
+    """Run ``rows`` through ``driver``; yield a :class:`BatchResult` per row as it finishes.
+
+    Args:
+        rows: ``(custom_id, GenerateRequest)`` pairs or :class:`BatchItem` values, from an iterable
+            or an async iterable; read lazily (memory stays flat in the number of rows).
+        concurrency: rows in flight at most (the adaptive limit stays at or under it).
+        rpm, tpm: request and token budgets per minute.
+        adaptive: learn the server's rate from its rate-limit answers (see :class:`FlowControl`).
+        flow: a :class:`FlowControl` to share (several batches, one limit); overrides the above.
+        stop_on: kinds that stop the batch: the row that failed so is yielded, rows in flight
+            finish, no new row starts, then ``run_batch`` raises that error (a rerun resumes).
+
+    Each row is retried by the driver's :class:`~hfdriver.RetryPolicy`; every attempt of an
+    hfdriver driver passes the flow control, so a ``Retry-After`` pauses all rows at once.
+    A row that still fails is yielded with its error, and the batch goes on.
+    """
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise HuggingFaceError(
+            HuggingFaceErrorKind.CONFIG, f"concurrency must be an integer >= 1, got {concurrency!r}"
+        )
+    gate = flow or FlowControl(max_concurrency=concurrency, rpm=rpm, tpm=tpm, adaptive=adaptive)
+    source = _items(rows).__aiter__()
+    pull_lock = asyncio.Lock()
+    results: asyncio.Queue[BatchResult | None] = asyncio.Queue(maxsize=concurrency * 2)
+    stopped: list[HuggingFaceError] = []
+    exhausted = False
+
+    async def next_item() -> BatchItem | None:
+        nonlocal exhausted
+        async with pull_lock:
+            if exhausted or stopped:
+                return None
+            try:
+                return await source.__anext__()
+            except StopAsyncIteration:
+                exhausted = True
+                return None
+
+    async def run_row(item: BatchItem) -> BatchResult:
+        started = time.monotonic()
+        if item.error is not None or item.request is None:
+            error = item.error or HuggingFaceError(
+                HuggingFaceErrorKind.INVALID_REQUEST, "the row has no request"
+            )
+            return BatchResult(custom_id=item.custom_id, error=error, line=item.line)
+        counter, token = row_attempt_counter()
+        estimate = estimate_tokens(item.request) if gate.tpm else 0
+        try:
+            await gate.spend_tokens(estimate)
+            response = await driver.generate(item.request)
+        except HuggingFaceError as exc:
+            return BatchResult(
+                custom_id=item.custom_id,
+                error=exc,
+                attempts=max(counter[0], 1),
+                elapsed=time.monotonic() - started,
+                line=item.line,
+            )
+        finally:
+            reset_row_attempt_counter(token)
+        if estimate and response.usage is not None:
+            gate.refund_tokens(estimate, response.usage.total_tokens)
+        attempts = counter[0] if counter[0] or response.cached else 1
+        return BatchResult(
+            custom_id=item.custom_id,
+            response=response,
+            attempts=attempts,
+            elapsed=time.monotonic() - started,
+            line=item.line,
+        )
+
+    async def worker() -> None:
+        gate_token = use_attempt_gate(gate)
+        try:
+            while True:
+                item = await next_item()
+                if item is None:
+                    return
+                result = await run_row(item)
+                error = result.error
+                if error is not None and error.kind in stop_on and item.error is None:
+                    stopped.append(error)
+                await results.put(result)
+        finally:
+            reset_attempt_gate(gate_token)
+
+    async def supervise() -> None:
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            await results.put(None)
+
+    workers = [asyncio.ensure_future(worker()) for _ in range(concurrency)]
+    supervisor = asyncio.ensure_future(supervise())
+    try:
+        while True:
+            result = await results.get()
+            if result is None:
+                break
+            yield result
+        await supervisor  # a worker's unexpected exception surfaces here
+    finally:
+        for task in (*workers, supervisor):
+            task.cancel()
+        await asyncio.gather(*workers, supervisor, return_exceptions=True)
+        if hasattr(source, "aclose"):
+            await source.aclose()
+    if stopped:
+        first = stopped[0]
+        raise HuggingFaceError(
+            first.kind,
+            f"the batch stopped early: {first.message} (rows already finished are kept; fix this and rerun)",
+            status=first.status,
+            request_id=first.request_id,
+            provider=first.provider,
+        )
