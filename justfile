@@ -41,8 +41,8 @@ typecheck:
 demo *args:
     {{python}} examples/chat.py {{args}}
 
-# All benchmarks: client CPU vs raw aiohttp, local tokens/s vs llama.cpp, serve requests/s and CPU.
-bench: bench-client bench-local bench-serve bench-serve-cpu
+# All benchmarks: client CPU vs raw aiohttp, local tokens/s vs llama.cpp, serve requests/s and CPU, batches.
+bench: bench-client bench-local bench-serve bench-serve-cpu bench-batch
 
 # Client CPU per request / per chunk: raw aiohttp vs hfdriver (and peers when installed).
 bench-client *args:
@@ -62,3 +62,7 @@ bench-serve-cpu *args:
 
 # Everything CI runs.
 ci: test lint typecheck
+
+# Batch throughput under a rate limit vs the anchors, memory flatness, cache-hit CPU (a few minutes).
+bench-batch *args:
+    {{python}} benchmarks/bench_batch.py {{args}}

@@ -1,4 +1,4 @@
-"""Run many prompts with bounded concurrency; write one JSON line per prompt.
+"""Run many prompts through hfdriver.batch.run_batch; write one JSON line per prompt.
 
     python examples/batch.py prompts.txt --concurrency 8 --output results.jsonl
     python examples/batch.py --fake          # 40 built-in prompts against a local FakeRouter
@@ -15,11 +15,11 @@ import argparse
 import asyncio
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from hfdriver import Driver, GenerateRequest, HuggingFaceDriver, HuggingFaceError, RetryPolicy, resolve_token
+from hfdriver import Driver, GenerateRequest, HuggingFaceDriver, RetryPolicy, resolve_token
+from hfdriver.batch import BatchSummary, run_batch
 from hfdriver.testing import FakeResponse, FakeRouter
 
 DEFAULT_MODEL = "meta-llama/Llama-3.2-1B-Instruct"
@@ -38,53 +38,48 @@ def read_prompts(path: Path) -> list[tuple[str, str]]:
     return prompts
 
 
-async def run_batch(
+async def run_prompts(
     driver: Driver, prompts: list[tuple[str, str]], concurrency: int, max_tokens: int, out: Any
 ) -> tuple[int, int]:
-    semaphore = asyncio.Semaphore(concurrency)
-    done = failed = 0
-    started = time.monotonic()
-
-    def progress() -> None:
-        rate = (done + failed) / max(time.monotonic() - started, 1e-9)
+    """hfdriver.batch.run_batch does the work: bounded, rate-limit-aware concurrency, results
+    as rows finish. (For files in the OpenAI Batch format, `hfdriver batch IN -o OUT` also
+    resumes a killed run.)"""
+    rows = (
+        (prompt_id, GenerateRequest.builder().user(prompt).max_tokens(max_tokens).build())
+        for prompt_id, prompt in prompts
+    )
+    text_of = dict(prompts)
+    summary = BatchSummary()
+    async for result in run_batch(driver, rows, concurrency=concurrency):
+        summary.add(result)
+        record: dict[str, Any] = {"id": result.custom_id, "prompt": text_of[result.custom_id]}
+        if result.response is not None:
+            usage = result.response.usage
+            record.update(
+                ok=True,
+                text=result.response.text,
+                finish_reason=str(result.response.finish_reason),
+                provider=result.response.provider,
+                tokens=usage.total_tokens if usage else None,
+                attempts=result.attempts,
+            )
+        else:
+            error = result.error
+            assert error is not None
+            record.update(
+                ok=False, error={"kind": error.kind.name, "message": error.message, "status": error.status}
+            )
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        out.flush()
+        rate = summary.rows / max(summary.wall, 1e-9)
         print(
-            f"\r{done + failed}/{len(prompts)} done, {failed} failed, {rate:.1f}/s",
+            f"\r{summary.rows}/{len(prompts)} done, {summary.failed} failed, {rate:.1f}/s",
             end="",
             file=sys.stderr,
             flush=True,
         )
-
-    async def one(prompt_id: str, prompt: str) -> None:
-        nonlocal done, failed
-        async with semaphore:
-            record: dict[str, Any] = {"id": prompt_id, "prompt": prompt}
-            try:
-                response = await driver.generate(
-                    GenerateRequest.builder().user(prompt).max_tokens(max_tokens).build()
-                )
-            except HuggingFaceError as error:
-                failed += 1
-                record.update(
-                    ok=False,
-                    error={"kind": error.kind.name, "message": error.message, "status": error.status},
-                )
-            else:
-                done += 1
-                usage = response.usage
-                record.update(
-                    ok=True,
-                    text=response.text,
-                    finish_reason=str(response.finish_reason),
-                    provider=response.provider,
-                    tokens=usage.total_tokens if usage else None,
-                )
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
-            out.flush()
-            progress()
-
-    await asyncio.gather(*(one(pid, prompt) for pid, prompt in prompts))
     print(file=sys.stderr)
-    return done, failed
+    return summary.succeeded, summary.failed
 
 
 async def main() -> int:
@@ -120,10 +115,10 @@ async def main() -> int:
                 async with HuggingFaceDriver(
                     base_url=router.base_url, model=args.model, retry=RetryPolicy.disabled()
                 ) as driver:
-                    done, failed = await run_batch(driver, prompts, args.concurrency, args.max_tokens, out)
+                    done, failed = await run_prompts(driver, prompts, args.concurrency, args.max_tokens, out)
         else:
             async with HuggingFaceDriver(model=args.model) as driver:
-                done, failed = await run_batch(driver, prompts, args.concurrency, args.max_tokens, out)
+                done, failed = await run_prompts(driver, prompts, args.concurrency, args.max_tokens, out)
     finally:
         if args.output:
             out.close()

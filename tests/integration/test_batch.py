@@ -236,6 +236,23 @@ async def test_overloaded_halves_concurrency() -> None:
     assert flow.pauses == 1 and flow.rate_limited == 1
 
 
+async def test_concurrency_slots_wait_and_pass_on() -> None:
+    flow = FlowControl(max_concurrency=2, adaptive=False)
+    await flow.before_attempt()
+    await flow.before_attempt()
+    third = asyncio.ensure_future(flow.before_attempt())
+    cancelled = asyncio.ensure_future(flow.before_attempt())
+    await asyncio.sleep(0.05)
+    assert not third.done() and flow.in_flight == 2
+    cancelled.cancel()  # a waiter that leaves must not take a slot
+    flow.after_attempt(None)
+    await asyncio.wait_for(third, 1)
+    assert flow.in_flight == 2
+    flow.after_attempt(None)
+    flow.after_attempt(None)
+    assert flow.in_flight == 0
+
+
 def test_bad_settings_are_config_errors() -> None:
     for kwargs in ({"max_concurrency": 0}, {"rpm": -1}, {"tpm": "many"}):
         with pytest.raises(HuggingFaceError) as info:
@@ -294,6 +311,28 @@ def test_bad_lines_become_error_rows_naming_the_line(line: str, problem: str) ->
     assert item.line == 12 and item.custom_id
 
 
+def test_a_byte_order_mark_is_ignored(tmp_path: Path) -> None:
+    source = tmp_path / "bom.jsonl"
+    source.write_bytes(b'\xef\xbb\xbf{"custom_id": "a", "prompt": "x"}\n{"custom_id": "b", "prompt": "y"}\n')
+    items = list(read_input(source))
+    assert [i.custom_id for i in items] == ["a", "b"] and all(i.request is not None for i in items)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_full_disk_is_a_clear_error() -> None:
+    from hfdriver import GenerateResponse, Output
+
+    output = OutputFile(Path("/dev/full")).open()
+    try:
+        with pytest.raises(HuggingFaceError, match=r"No space left on device.*rerun to resume") as info:
+            output.write(
+                result_line(BatchResult(custom_id="a", response=GenerateResponse(outputs=(Output(),))))
+            )
+        assert info.value.kind is HuggingFaceErrorKind.CONFIG
+    finally:
+        output.close()
+
+
 def test_duplicate_custom_ids_are_refused_before_sending(tmp_path: Path) -> None:
     source = tmp_path / "in.jsonl"
     source.write_text(
@@ -350,7 +389,8 @@ def test_resume_keeps_answers_and_drops_failures_and_torn_lines(tmp_path: Path) 
         output.write(result_line(BatchResult(custom_id="d", response=ok))[:40])  # torn by a kill
     resumed = OutputFile(out).open()
     resumed.close()
-    assert resumed.done == {"a", "c"}
+    assert len(resumed.done) == 2 and "a" in resumed.done and "c" in resumed.done
+    assert "b" not in resumed.done and "d" not in resumed.done
     lines = out.read_bytes().splitlines(keepends=True)
     assert len(lines) == 2 and all(line.endswith(b"\n") for line in lines)
     assert [json.loads(line)["custom_id"] for line in lines] == ["a", "c"]

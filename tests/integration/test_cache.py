@@ -376,3 +376,71 @@ async def test_hits_send_nothing_and_count(router: FakeRouter, cache: Cache) -> 
     assert len(router.requests) == before
     assert (stats.hits, stats.misses, stats.stores, stats.entries) == (20, 1, 1, 1)
     assert stats.hit_rate == pytest.approx(20 / 21)
+
+
+async def test_serve_streams_cached_answers_to_a_real_client(router: FakeRouter) -> None:
+    openai = pytest.importorskip("openai", reason="the dev extra installs openai")
+    from hfdriver.server import OpenAIServer
+
+    driver = HuggingFaceDriver(TOKEN, base_url=router.base_url, model=MODEL, cache=MemoryCache())
+    async with (
+        OpenAIServer(driver, port=0, api_key="sk-test") as server,
+        openai.AsyncOpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0) as client,
+    ):
+        texts = []
+        for _ in range(2):
+            stream = await client.chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": "cached via serve"}], stream=True
+            )
+            texts.append("".join([c.choices[0].delta.content or "" async for c in stream if c.choices]))
+        unary = await client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "cached via serve"}]
+        )
+    await driver.aclose()
+    assert texts == ["echo: cached via serve"] * 2
+    assert unary.choices[0].message.content == "echo: cached via serve"
+    assert chat_requests(router) == 1
+
+
+async def _cli(*args: str, home: Path) -> tuple[int, str, str]:
+    import os
+    import sys
+
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING", "HFDRIVER"))}
+    environ["HF_HOME"] = str(home)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hfdriver.cli", "cache", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=environ, cwd=str(home),
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_cli_cache_stats_and_clear(tmp_path: Path) -> None:
+    path = tmp_path / "cli.sqlite"
+    code, out, _ = await _cli("stats", "--path", str(path), home=tmp_path)
+    assert code == 0 and "no cache file" in out
+    store = SQLiteCache(path)
+    for i in range(3):
+        await store.set(f"k{i}", b"x" * 100)
+    await store.get("k0")
+    await store.get("missing")
+    await store.aclose()
+    code, out, _ = await _cli("stats", "--path", str(path), home=tmp_path)
+    assert code == 0, out
+    assert "entries   3" in out and "hits      1" in out and "misses    1" in out and "50.0%" in out
+    code, out, _ = await _cli("clear", "--path", str(path), home=tmp_path)
+    assert code == 0 and "cleared 3 cached answers" in out
+    code, out, _ = await _cli("stats", "--path", str(path), home=tmp_path)
+    assert "entries   0" in out
+    # The default path comes from HF_HOME; a damaged file is made anew by clear.
+    default = tmp_path / "hfdriver" / "cache.sqlite"
+    default.parent.mkdir(parents=True)
+    default.write_bytes(b"not sqlite" * 500)
+    code, out, _ = await _cli("stats", home=tmp_path)
+    assert code == 1 and "cannot be read" in out and "cache clear" in out
+    code, out, _ = await _cli("clear", home=tmp_path)
+    assert code == 0, out
+    code, out, _ = await _cli("stats", home=tmp_path)
+    assert code == 0 and "entries   0" in out

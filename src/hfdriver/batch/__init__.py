@@ -13,7 +13,7 @@ optional ``rpm`` / ``tpm`` budgets. ``hfdriver batch IN.jsonl -o OUT.jsonl`` run
 OpenAI Batch formats and resumes where a killed run stopped (:mod:`hfdriver.batch._files`).
 """
 
-from hfdriver.batch._files import OutputFile, check_input, parse_line, read_input, result_line
+from hfdriver.batch._files import IdSet, OutputFile, check_input, parse_line, read_input, result_line
 from hfdriver.batch._flow import FlowControl, FlowStats
 from hfdriver.batch._run import FATAL_KINDS, BatchItem, BatchResult, BatchSummary, estimate_tokens, run_batch
 
@@ -23,6 +23,7 @@ __all__ = [
     "BatchResult",
     "BatchSummary",
     "FlowControl",
+    "IdSet",
     "FlowStats",
     "OutputFile",
     "check_input",

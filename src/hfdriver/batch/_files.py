@@ -19,11 +19,15 @@ and sends only what is missing.
 
 from __future__ import annotations
 
+import bisect
+import hashlib
+import heapq
 import json
 import os
 import secrets
 import tempfile
-from collections.abc import Iterator
+from array import array
+from collections.abc import Container, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +35,64 @@ from hfdriver.batch._run import BatchItem, BatchResult
 from hfdriver.errors import KINDS, HuggingFaceError, HuggingFaceErrorKind
 from hfdriver.openai.inbound import request_from_payload, response_payload
 
-__all__ = ["OutputFile", "check_input", "read_input", "result_line"]
+__all__ = ["IdSet", "OutputFile", "check_input", "read_input", "result_line"]
 
 _CHAT_URLS = ("/v1/chat/completions", "/chat/completions")
 _SHORT_KEYS = ("custom_id", "prompt", "system")
+
+
+def _id_hash(custom_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(custom_id.encode(), digest_size=8).digest(), "little")
+
+
+_CHUNK = 65_536
+
+
+class IdSet:
+    """A set of ``custom_id`` values held as sorted 64-bit digests: 8 bytes a row, so checking a
+    file of millions of rows for duplicates, or resuming one, keeps memory nearly flat.
+
+    (Two different ids share a digest with odds of about n²/2⁶⁵: one in 10⁸ for a million rows.)
+    """
+
+    __slots__ = ("_repeated", "_sorted")
+
+    def __init__(self, ids: Iterable[str] = ()) -> None:
+        # Sorted in chunks and merged, so building it never holds more than one chunk as objects.
+        chunks: list[array[int]] = []
+        buffer: list[int] = []
+        for custom_id in ids:
+            buffer.append(_id_hash(custom_id))
+            if len(buffer) >= _CHUNK:
+                buffer.sort()
+                chunks.append(array("Q", buffer))
+                buffer = []
+        if buffer:
+            buffer.sort()
+            chunks.append(array("Q", buffer))
+        self._sorted: array[int] = array("Q")
+        self._repeated: set[int] = set()
+        previous = None
+        for digest in heapq.merge(*chunks):
+            if digest == previous:
+                self._repeated.add(digest)
+            else:
+                self._sorted.append(digest)
+                previous = digest
+
+    def __contains__(self, custom_id: object) -> bool:
+        if not isinstance(custom_id, str):
+            return False
+        digest = _id_hash(custom_id)
+        index = bisect.bisect_left(self._sorted, digest)
+        return index < len(self._sorted) and self._sorted[index] == digest
+
+    def __len__(self) -> int:
+        return len(self._sorted)
+
+    def repeated(self) -> set[int]:
+        """Digests that were given more than once (candidates for duplicate ids)."""
+        return self._repeated
 
 
 def _bad(line: int, custom_id: str | None, problem: str) -> BatchItem:
@@ -109,6 +167,8 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
     try:
         with path.open("rb") as handle:
             for number, raw in enumerate(handle, start=1):
+                if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw = raw[3:]  # a byte-order mark some editors write
                 yield number, _text(raw)
     except OSError as exc:
         raise HuggingFaceError(
@@ -116,34 +176,49 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
         ) from None
 
 
-def check_input(path: Path, done: set[str] | frozenset[str] = frozenset()) -> tuple[int, int]:
-    """``(rows, rows already in done)``; refuses duplicate ``custom_id`` values before anything is sent."""
-    seen: dict[str, int] = {}
-    rows = already = 0
+def _input_ids(path: Path) -> Iterator[tuple[int, str]]:
     for number, text in _lines(path):
         if not text.strip():
             continue
-        rows += 1
         try:
             data = json.loads(text)
         except (ValueError, RecursionError):
             continue  # reported as an error row when it is read
         custom_id = _custom_id(data.get("custom_id")) if isinstance(data, dict) else None
-        if custom_id is None:
-            continue
-        first = seen.setdefault(custom_id, number)
-        if first == number:
+        if custom_id is not None:
+            yield number, custom_id
+
+
+def check_input(path: Path, done: Container[str] = frozenset()) -> tuple[int, int]:
+    """``(rows, rows already in done)``; refuses duplicate ``custom_id`` values before anything is sent.
+
+    Memory stays nearly flat in the number of rows (see :class:`IdSet`)."""
+    rows = sum(1 for _, text in _lines(path) if text.strip())
+    already = 0
+
+    def ids() -> Iterator[str]:
+        nonlocal already
+        for _, custom_id in _input_ids(path):
             already += custom_id in done
-        else:
-            raise HuggingFaceError(
-                HuggingFaceErrorKind.INVALID_REQUEST,
-                f"{path}: custom_id {custom_id!r} is on lines {first} and {number}; "
-                "every row needs its own custom_id (nothing was sent)",
-            )
+            yield custom_id
+
+    repeated = IdSet(ids()).repeated()
+    if repeated:
+        first: dict[str, int] = {}
+        for number, custom_id in _input_ids(path):
+            if _id_hash(custom_id) not in repeated:
+                continue
+            seen = first.setdefault(custom_id, number)
+            if seen != number:
+                raise HuggingFaceError(
+                    HuggingFaceErrorKind.INVALID_REQUEST,
+                    f"{path}: custom_id {custom_id!r} is on lines {seen} and {number}; "
+                    "every row needs its own custom_id (nothing was sent)",
+                )
     return rows, already
 
 
-def read_input(path: Path, *, skip: frozenset[str] | set[str] = frozenset()) -> Iterator[BatchItem]:
+def read_input(path: Path, *, skip: Container[str] = frozenset()) -> Iterator[BatchItem]:
     """The rows of ``path``, lazily, leaving out those whose ``custom_id`` is in ``skip``."""
     for number, text in _lines(path):
         if text.startswith("\x00"):
@@ -229,7 +304,7 @@ class OutputFile:
 
     def __init__(self, path: Path, *, resume: bool = True) -> None:
         self.path = path
-        self.done: set[str] = set()
+        self.done: IdSet = IdSet()
         self.dropped = 0
         self._fd: int | None = None
         self._resume = resume
@@ -238,7 +313,7 @@ class OutputFile:
         path = self.path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            if path.exists() and self._resume:
+            if self._resume and path.is_file():  # not a pipe or a device: those cannot be resumed
                 self._compact()
             flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (0 if self._resume else os.O_TRUNC)
             self._fd = os.open(path, flags, 0o644)
@@ -248,23 +323,33 @@ class OutputFile:
             ) from None
         return self
 
+    def _answered_lines(self) -> Iterator[tuple[bytes, str | None]]:
+        with self.path.open("rb") as current:
+            for raw in current:
+                yield raw, (_answered(raw.decode("utf-8", "replace")) if raw.endswith(b"\n") else None)
+
     def _compact(self) -> None:
-        keep_needed = False
+        # Pass 1: which rows are answered (digests only). Pass 2: keep those lines, the first of
+        # any repeat; rewrite the file only when something is dropped.
+        self.done = IdSet(custom_id for _, custom_id in self._answered_lines() if custom_id is not None)
+        repeated = self.done.repeated()
+        kept_repeats: set[str] = set()
         tmp_fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         try:
-            with os.fdopen(tmp_fd, "wb") as tmp, self.path.open("rb") as current:
-                for raw in current:
-                    text = raw.decode("utf-8", "replace")
-                    custom_id = _answered(text) if raw.endswith(b"\n") else None
-                    if custom_id is None or custom_id in self.done:
+            with os.fdopen(tmp_fd, "wb") as tmp:
+                for raw, custom_id in self._answered_lines():
+                    if custom_id is not None and _id_hash(custom_id) in repeated:
+                        if custom_id in kept_repeats:
+                            custom_id = None
+                        else:
+                            kept_repeats.add(custom_id)
+                    if custom_id is None:
                         self.dropped += 1
-                        keep_needed = True
                         continue
-                    self.done.add(custom_id)
                     tmp.write(raw)
                 tmp.flush()
                 os.fsync(tmp.fileno())
-            if keep_needed:
+            if self.dropped:
                 os.replace(tmp_name, self.path)
                 tmp_name = ""
         finally:
@@ -275,9 +360,16 @@ class OutputFile:
         fd = self._fd
         assert fd is not None, "open() the output first"
         view = memoryview(line)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        try:
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+        except OSError as exc:
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.CONFIG,
+                f"cannot write the batch output {self.path}: {exc.strerror or exc}; the rows written so far "
+                "are kept: fix this and rerun to resume",
+            ) from None
 
     def close(self) -> None:
         fd, self._fd = self._fd, None

@@ -216,6 +216,13 @@ class CachedStream:
         return self._replayed is not None
 
     @property
+    def pending(self) -> int:
+        """Chunks ready now (the next ``__anext__`` does not wait)."""
+        if self._replay is not None:
+            return len(self._replay)
+        return int(getattr(self._inner, "pending", 0))
+
+    @property
     def provider(self) -> str | None:
         if self._replayed is not None:
             return self._replayed.provider

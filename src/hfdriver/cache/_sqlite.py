@@ -18,6 +18,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,6 +43,11 @@ _SCHEMA = (
 _COUNTERS = ("hits", "misses", "stores", "evictions", "expired")
 # Touches (LRU order) and counters are written in batches: a hit costs one SELECT, not a write.
 _FLUSH_EVERY = 256
+# Answers this process read or wrote lately, kept in memory too: a repeated hit skips the
+# thread hop and the SELECT. Another process's later write of the same key is not seen until
+# the entry leaves this front (same request, another valid answer: never a wrong one).
+_FRONT_ENTRIES = 1024
+_FRONT_BYTES = 16 * 1024 * 1024
 
 
 def default_cache_path() -> Path:
@@ -92,6 +98,8 @@ class SQLiteCache:
         self._warned: set[str] = set()
         self._lock = threading.Lock()
         self._touches: dict[str, float] = {}
+        self._front: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._front_bytes = 0
         self._counts = dict.fromkeys(_COUNTERS, 0)  # this process, not flushed yet
         self._session = dict.fromkeys(_COUNTERS, 0)  # this process, in all
         self._errors = 0
@@ -176,9 +184,10 @@ class SQLiteCache:
         return conn
 
     def _flush(self, conn: sqlite3.Connection) -> None:
-        touches, self._touches = self._touches, {}
-        counts = {k: v for k, v in self._counts.items() if v}
-        self._counts = dict.fromkeys(_COUNTERS, 0)
+        with self._lock:  # the event loop adds touches and counts for front hits
+            touches, self._touches = self._touches, {}
+            counts = {k: v for k, v in self._counts.items() if v}
+            self._counts = dict.fromkeys(_COUNTERS, 0)
         if not touches and not counts:
             return
         conn.execute("BEGIN IMMEDIATE")
@@ -198,8 +207,54 @@ class SQLiteCache:
             raise
 
     def _count(self, name: str, n: int = 1) -> None:
-        self._counts[name] += n
-        self._session[name] += n
+        with self._lock:
+            self._counts[name] += n
+            self._session[name] += n
+
+    # ------------------------------------------------------------------ the in-memory front
+    def _remember(self, key: str, created: float, value: bytes) -> None:
+        with self._lock:
+            old = self._front.pop(key, None)
+            if old is not None:
+                self._front_bytes -= len(old[1])
+            if len(value) > _FRONT_BYTES // 8:
+                return
+            self._front[key] = (created, value)
+            self._front_bytes += len(value)
+            while len(self._front) > _FRONT_ENTRIES or self._front_bytes > _FRONT_BYTES:
+                _, (_, dropped) = self._front.popitem(last=False)
+                self._front_bytes -= len(dropped)
+
+    def _forget(self, key: str | None = None) -> None:
+        with self._lock:
+            if key is None:
+                self._front.clear()
+                self._front_bytes = 0
+                return
+            old = self._front.pop(key, None)
+            if old is not None:
+                self._front_bytes -= len(old[1])
+
+    def _front_get(self, key: str) -> bytes | None:
+        with self._lock:
+            item = self._front.get(key)
+            if item is None:
+                return None
+            created, value = item
+            if self.ttl is not None and time.time() - created > self.ttl:
+                return None  # the SELECT path expires it and counts it
+            self._front.move_to_end(key)
+            self._touches[key] = time.time()
+            self._counts["hits"] += 1
+            self._session["hits"] += 1
+            pending = len(self._touches) + sum(self._counts.values())
+        if pending >= _FLUSH_EVERY and self._executor is not None and not self._broken:
+            self._executor.submit(self._guarded, self._flush_now, None)
+        return value
+
+    def _flush_now(self) -> None:
+        if self._conn is not None:
+            self._flush(self._conn)
 
     def _maybe_flush(self, conn: sqlite3.Connection) -> None:
         if len(self._touches) + sum(self._counts.values()) >= _FLUSH_EVERY:
@@ -211,6 +266,7 @@ class SQLiteCache:
         row = conn.execute("SELECT value, digest, created FROM entries WHERE key = ?", (key,)).fetchone()
         now = time.time()
         if row is None:
+            self._forget(key)
             self._count("misses")
             self._maybe_flush(conn)
             return None
@@ -222,11 +278,14 @@ class SQLiteCache:
             return None
         if self.ttl is not None and now - created > self.ttl:
             conn.execute("DELETE FROM entries WHERE key = ?", (key,))
+            self._forget(key)
             self._count("expired")
             self._count("misses")
             return None
-        self._touches[key] = now
+        with self._lock:
+            self._touches[key] = now
         self._count("hits")
+        self._remember(key, created, value)
         self._maybe_flush(conn)
         return value
 
@@ -236,12 +295,14 @@ class SQLiteCache:
             return
         conn = self._db()
         now = time.time()
-        self._touches.pop(key, None)
+        with self._lock:
+            self._touches.pop(key, None)
         conn.execute(
             "INSERT OR REPLACE INTO entries(key, value, digest, created, accessed, size) VALUES (?, ?, ?, ?, ?, ?)",
             (key, value, _digest(key, value), now, now, size),
         )
         self._count("stores")
+        self._remember(key, now, value)
         if self._bytes is None:
             self._bytes = int(conn.execute("SELECT COALESCE(SUM(size), 0) FROM entries").fetchone()[0])
         else:
@@ -267,6 +328,8 @@ class SQLiteCache:
                 victims.append((key,))
                 total -= size
             conn.executemany("DELETE FROM entries WHERE key = ?", victims)
+            for (victim,) in victims:
+                self._forget(victim)
             self._count("evictions", len(victims))
         self._bytes = total
 
@@ -289,21 +352,29 @@ class SQLiteCache:
         conn.execute("DELETE FROM entries")
         conn.execute("DELETE FROM counters")
         conn.execute("COMMIT")
-        self._touches.clear()
-        self._counts = dict.fromkeys(_COUNTERS, 0)
+        self._forget()
+        with self._lock:
+            self._touches.clear()
+            self._counts = dict.fromkeys(_COUNTERS, 0)
         self._bytes = 0
         with contextlib.suppress(sqlite3.Error):
             conn.execute("VACUUM")
 
     # ------------------------------------------------------------------ the Cache protocol
     async def get(self, key: str) -> bytes | None:
+        if not self._broken and not self._closed:
+            value = self._front_get(key)
+            if value is not None:
+                return value
         return await self._run(lambda: self._get(key), None)
 
     async def set(self, key: str, value: bytes) -> None:
         await self._run(lambda: self._set(key, value), None)
 
     def _delete(self, key: str) -> None:
-        self._touches.pop(key, None)
+        self._forget(key)
+        with self._lock:
+            self._touches.pop(key, None)
         self._db().execute("DELETE FROM entries WHERE key = ?", (key,))
         self._bytes = None
 
@@ -327,9 +398,11 @@ class SQLiteCache:
                 os.remove(f"{self.path}{suffix}")
 
     async def stats(self) -> CacheStats:
-        """Lifetime totals of the file (all processes), its size now, and this process's errors."""
-        session = CacheStats(**self._session, errors=self._errors, path=str(self.path))
-        return await self._run(self._stats, session)
+        """Lifetime totals of the file (all processes), its size now, and this process's errors.
+
+        When the file cannot be read: this process's counters, with ``errors`` > 0."""
+        found: CacheStats | None = await self._run(self._stats, None)
+        return found if found is not None else self.session_stats()
 
     def session_stats(self) -> CacheStats:
         """This process's hits, misses, stores... (no file access)."""
