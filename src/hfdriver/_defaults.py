@@ -8,7 +8,7 @@ configuration sets either.
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -16,16 +16,46 @@ from hfdriver.driver import Driver, ResponseStream
 from hfdriver.dto.request import GenerateRequest
 from hfdriver.dto.response import GenerateResponse
 
-__all__ = ["DefaultsDriver"]
+__all__ = ["DefaultsDriver", "DriverWrapper"]
+
+_W = TypeVar("_W", bound="DriverWrapper")
 
 
-class DefaultsDriver:
-    """Wraps any driver; every other attribute (``validate_token``, ``model``...) passes through."""
+class DriverWrapper:
+    """The base of drivers that wrap another: ``async with``, ``aclose`` and every attribute they
+    do not define (``validate_token``, ``model``...) pass through to ``inner``."""
+
+    def __init__(self, inner: Driver) -> None:
+        self.inner = inner
+
+    async def generate(self, request: GenerateRequest) -> GenerateResponse:
+        return await self.inner.generate(request)
+
+    def generate_stream(self, request: GenerateRequest) -> ResponseStream:
+        return self.inner.generate_stream(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    async def __aenter__(self: _W) -> _W:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class DefaultsDriver(DriverWrapper):
+    """Fills configured request defaults, for any driver."""
 
     def __init__(
         self, inner: Driver, *, max_tokens: int | None = None, temperature: float | None = None
     ) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self._defaults = {
             k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature)) if v is not None
         }
@@ -43,20 +73,6 @@ class DefaultsDriver:
 
     def generate_stream(self, request: GenerateRequest) -> ResponseStream:
         return self.inner.generate_stream(self._apply(request))
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-    async def __aenter__(self) -> DefaultsDriver:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
     def __repr__(self) -> str:
         return f"DefaultsDriver({self.inner!r}, {self._defaults})"

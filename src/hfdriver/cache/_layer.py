@@ -16,13 +16,13 @@ from typing import Any
 
 import attrs
 
+from hfdriver._defaults import DriverWrapper
 from hfdriver.cache._codec import cache_key, decode_response, encode_response, is_complete
 from hfdriver.cache._protocol import Cache, CacheStats
 from hfdriver.driver import Driver, ResponseStream
-from hfdriver.dto.message import ToolCall
 from hfdriver.dto.request import GenerateRequest
-from hfdriver.dto.response import Cost, FinishReason, GenerateResponse, Output, Usage
-from hfdriver.dto.stream import StreamChunk
+from hfdriver.dto.response import Cost, GenerateResponse
+from hfdriver.dto.stream import ChunkCollector, StreamChunk
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 from hfdriver.openai.payload import to_payload
 
@@ -145,56 +145,6 @@ class CacheLayer:
         return await self.cache.stats()
 
 
-class _Recorder:
-    """The chunks a live stream delivered, gathered into one answer to store."""
-
-    __slots__ = ("id", "model", "outputs", "usage")
-
-    def __init__(self) -> None:
-        self.outputs: dict[
-            int, tuple[list[str], list[str], list[ToolCall], list[FinishReason | str | None]]
-        ] = {}
-        self.usage: Usage | None = None
-        self.model: str | None = None
-        self.id: str | None = None
-
-    def add(self, chunk: StreamChunk) -> None:
-        parts = self.outputs.get(chunk.index)
-        if parts is None:
-            parts = self.outputs[chunk.index] = ([], [], [], [None])
-        if chunk.text:
-            parts[0].append(chunk.text)
-        if chunk.reasoning:
-            parts[1].append(chunk.reasoning)
-        if chunk.tool_calls:
-            parts[2].extend(chunk.tool_calls)
-        if chunk.finish_reason is not None:
-            parts[3][0] = chunk.finish_reason
-        if chunk.usage is not None:
-            self.usage = chunk.usage
-        self.model = chunk.model or self.model
-        self.id = chunk.id or self.id
-
-    def response(self, provider: str | None, request_id: str | None) -> GenerateResponse:
-        return GenerateResponse(
-            outputs=tuple(
-                Output(
-                    index=i,
-                    text="".join(text),
-                    reasoning="".join(reasoning) or None,
-                    tool_calls=tuple(calls),
-                    finish_reason=finish[0],
-                )
-                for i, (text, reasoning, calls, finish) in sorted(self.outputs.items())
-            ),
-            usage=self.usage,
-            model=self.model,
-            id=self.id,
-            provider=provider,
-            request_id=request_id,
-        )
-
-
 class CachedStream:
     """A stream answered from the cache (replayed), from a concurrent identical stream, or live."""
 
@@ -206,7 +156,7 @@ class CachedStream:
         self._replay: list[StreamChunk] | None = None
         self._replayed: GenerateResponse | None = None
         self._inner: ResponseStream | None = None
-        self._recorder: _Recorder | None = None
+        self._recorder: ChunkCollector | None = None
         self._future: asyncio.Future[GenerateResponse | None] | None = None
         self._done = False
 
@@ -252,7 +202,7 @@ class CachedStream:
                 return
             break
         self._future = layer.lead(key)
-        self._recorder = _Recorder()
+        self._recorder = ChunkCollector()
         try:
             inner = self._open_stream()
             self._inner = inner
@@ -285,7 +235,7 @@ class CachedStream:
         except StopAsyncIteration:
             recorder = self._recorder
             assert recorder is not None
-            response = recorder.response(self.provider, self.request_id)
+            response = recorder.response(provider=self.provider, request_id=self.request_id)
             self._finish(response)
             await self._layer.store(self._key, response)
             raise
@@ -339,7 +289,7 @@ def _identity(driver: Driver) -> str:
     return " ".join(parts)
 
 
-class CachedDriver:
+class CachedDriver(DriverWrapper):
     """Any :class:`Driver` behind a response cache.
 
     Args:
@@ -352,7 +302,7 @@ class CachedDriver:
     """
 
     def __init__(self, inner: Driver, cache: Cache, *, namespace: str | None = None) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self._layer = CacheLayer(cache)
         self.namespace = namespace if namespace is not None else _identity(inner)
         model = getattr(inner, "model", None)
@@ -377,14 +327,3 @@ class CachedDriver:
             await self.inner.aclose()
         finally:
             await self._layer.cache.aclose()
-
-    async def __aenter__(self) -> CachedDriver:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)

@@ -42,12 +42,19 @@ def _size(n: int) -> str:
     return str(n)  # pragma: no cover
 
 
-async def run_stats(args: argparse.Namespace) -> int:
+def _existing(args: argparse.Namespace, missing: str) -> SQLiteCache | None:
     path = _path(args)
     if not path.exists():
-        out(f"no cache file at {path} yet (it is created on the first cached answer)")
+        out(f"no cache file at {path}{missing}")
+        return None
+    return SQLiteCache(path)
+
+
+async def run_stats(args: argparse.Namespace) -> int:
+    cache = _existing(args, " yet (it is created on the first cached answer)")
+    if cache is None:
         return 0
-    cache = SQLiteCache(path)
+    path = cache.path
     try:
         stats = await cache.stats()
     finally:
@@ -71,11 +78,10 @@ async def run_stats(args: argparse.Namespace) -> int:
 
 
 async def run_clear(args: argparse.Namespace) -> int:
-    path = _path(args)
-    if not path.exists():
-        out(f"no cache file at {path}: nothing to clear")
+    cache = _existing(args, ": nothing to clear")
+    if cache is None:
         return 0
-    cache = SQLiteCache(path)
+    path = cache.path
     try:
         before = await cache.stats()
         await cache.clear()

@@ -9,7 +9,7 @@ import attrs
 from hfdriver.dto.request import ToolCall
 from hfdriver.dto.response import FinishReason, GenerateResponse, Output, Usage
 
-__all__ = ["ChunkDelta", "StreamAssembler", "StreamChunk", "ToolCallDelta"]
+__all__ = ["ChunkCollector", "ChunkDelta", "StreamAssembler", "StreamChunk", "ToolCallDelta"]
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -65,6 +65,63 @@ class _PendingCall:
         self.arguments: list[str] = []
 
 
+# Per output index: text pieces, reasoning pieces, complete tool calls, [finish reason].
+_Parts = tuple[list[str], list[str], list[ToolCall], list[FinishReason | str | None]]
+
+
+def _outputs_of(parts: dict[int, _Parts]) -> tuple[Output, ...]:
+    return tuple(
+        Output(
+            index=i,
+            text="".join(text),
+            reasoning="".join(reasoning) or None,
+            tool_calls=tuple(calls),
+            finish_reason=finish[0],
+        )
+        for i, (text, reasoning, calls, finish) in sorted(parts.items())
+    )
+
+
+class ChunkCollector:
+    """Gathers the :class:`StreamChunk` values a caller received into one :class:`GenerateResponse`
+    (for any driver's stream: what a cache stores once the stream ended)."""
+
+    __slots__ = ("id", "model", "outputs", "usage")
+
+    def __init__(self) -> None:
+        self.outputs: dict[int, _Parts] = {}
+        self.usage: Usage | None = None
+        self.model: str | None = None
+        self.id: str | None = None
+
+    def add(self, chunk: StreamChunk) -> None:
+        parts = self.outputs.get(chunk.index)
+        if parts is None:
+            parts = self.outputs[chunk.index] = ([], [], [], [None])
+        if chunk.text:
+            parts[0].append(chunk.text)
+        if chunk.reasoning:
+            parts[1].append(chunk.reasoning)
+        if chunk.tool_calls:
+            parts[2].extend(chunk.tool_calls)
+        if chunk.finish_reason is not None:
+            parts[3][0] = chunk.finish_reason
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        self.model = chunk.model or self.model
+        self.id = chunk.id or self.id
+
+    def response(self, *, provider: str | None = None, request_id: str | None = None) -> GenerateResponse:
+        return GenerateResponse(
+            outputs=_outputs_of(self.outputs),
+            usage=self.usage,
+            model=self.model,
+            id=self.id,
+            provider=provider,
+            request_id=request_id,
+        )
+
+
 class StreamAssembler:
     """Stateful: feed wire deltas, get chunks; also accumulates a whole response.
 
@@ -78,9 +135,7 @@ class StreamAssembler:
     def __init__(self) -> None:
         self._calls: dict[int, dict[int, _PendingCall]] = {}
         self._held: list[StreamChunk] = []
-        self._outputs: dict[
-            int, tuple[list[str], list[str], list[ToolCall], list[FinishReason | str | None]]
-        ] = {}
+        self._outputs: dict[int, _Parts] = {}
         self.finished = False
         self.model: str | None = None
         self.id: str | None = None
@@ -181,18 +236,8 @@ class StreamAssembler:
 
     def response(self, *, provider: str | None = None, request_id: str | None = None) -> GenerateResponse:
         """Everything seen so far as one :class:`GenerateResponse`."""
-        outputs = tuple(
-            Output(
-                index=i,
-                text="".join(text),
-                reasoning="".join(reasoning) or None,
-                tool_calls=tuple(calls),
-                finish_reason=finish[0],
-            )
-            for i, (text, reasoning, calls, finish) in sorted(self._outputs.items())
-        )
         return GenerateResponse(
-            outputs=outputs,
+            outputs=_outputs_of(self._outputs),
             usage=self.usage,
             model=self.model,
             id=self.id,
