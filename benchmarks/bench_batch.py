@@ -40,9 +40,16 @@ MODEL = "bench/model"
 CONCURRENCY = 64
 
 
-def start_fake(rate: float, latency: float) -> tuple[subprocess.Popen[str], str]:
+def start_fake(rate: float, latency: float, fractional: bool = False) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, str(HERE / "_fake_router_process.py"), str(rate), str(latency)],
+        [
+            sys.executable,
+            str(HERE / "_fake_router_process.py"),
+            str(rate),
+            str(latency),
+            "0",
+            str(int(fractional)),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -211,16 +218,21 @@ def anchors(
     ]
 
 
-async def throughput(rows: int, rate: float, latency: float) -> None:
-    proc, base_url = start_fake(rate, latency)
+async def throughput(
+    rows: int, rate: float, latency: float, only: str | None = None, fractional: bool = False
+) -> None:
+    proc, base_url = start_fake(rate, latency, fractional)
+    retry_after = "exact fractional Retry-After" if fractional else "Retry-After in whole seconds"
     print(
-        f"\n## Throughput: {rows} rows, limit {rate:g} requests/s (burst {max(1, rate / 10):g}, Retry-After in whole seconds), {latency * 1000:g} ms per answer"
+        f"\n## Throughput: {rows} rows, limit {rate:g} requests/s (burst {max(1, rate / 10):g}, {retry_after}), {latency * 1000:g} ms per answer"
     )
     print(f"ideal wall time {rows / rate:.1f}s\n")
     print("| client | wall (s) | rows answered | failed rows | 429s received | % of the allowed rate |")
     print("|---|---:|---:|---:|---:|---:|")
     try:
         for name, client, missing in anchors(rate):
+            if only and only.lower() not in name.lower():
+                continue
             if missing:
                 print(f"| {name} | not installed (`pip install {missing}`) | | | | |")
                 continue
@@ -355,6 +367,12 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--memory-rows", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--cache-calls", type=int, default=2000)
+    parser.add_argument("--only", help="run only the clients whose name contains this text")
+    parser.add_argument(
+        "--fractional-retry-after",
+        action="store_true",
+        help="the fake's Retry-After is exact, not whole seconds",
+    )
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-cache", action="store_true")
@@ -365,7 +383,7 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     if not args.skip_throughput:
-        asyncio.run(throughput(args.rows, args.rate, args.latency))
+        asyncio.run(throughput(args.rows, args.rate, args.latency, args.only, args.fractional_retry_after))
     if not args.skip_cache:
         asyncio.run(cache_cpu(args.cache_calls))
     if not args.skip_memory:
