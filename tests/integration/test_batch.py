@@ -253,6 +253,33 @@ async def test_concurrency_slots_wait_and_pass_on() -> None:
     assert flow.in_flight == 0
 
 
+async def test_any_driver_is_paced_row_by_row() -> None:
+    from hfdriver import GenerateResponse, Output
+
+    class Plain:
+        """A third-party driver: no hfdriver transport inside."""
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def generate(self, request: GenerateRequest) -> GenerateResponse:
+            self.calls += 1
+            return GenerateResponse(outputs=(Output(text="ok", finish_reason="stop"),))
+
+        def generate_stream(self, request: GenerateRequest) -> Any:
+            raise NotImplementedError
+
+        async def aclose(self) -> None:
+            pass
+
+    plain = Plain()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    results = await collect(plain, rows(11), rpm=600, adaptive=False)  # 10 a second
+    assert all(r.ok and r.attempts == 1 for r in results) and plain.calls == 11
+    assert loop.time() - started >= 0.9
+
+
 def test_bad_settings_are_config_errors() -> None:
     for kwargs in ({"max_concurrency": 0}, {"rpm": -1}, {"tpm": "many"}):
         with pytest.raises(HuggingFaceError) as info:

@@ -166,7 +166,8 @@ async def run_batch(
             finish, no new row starts, then ``run_batch`` raises that error (a rerun resumes).
 
     Each row is retried by the driver's :class:`~hfdriver.RetryPolicy`; every attempt of an
-    hfdriver driver passes the flow control, so a ``Retry-After`` pauses all rows at once.
+    hfdriver HTTP driver passes the flow control, so a ``Retry-After`` pauses all rows at once.
+    For any other driver (local, plugins) each row is one attempt through the same control.
     A row that still fails is yielded with its error, and the batch goes on.
     """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
@@ -174,6 +175,8 @@ async def run_batch(
             HuggingFaceErrorKind.CONFIG, f"concurrency must be an integer >= 1, got {concurrency!r}"
         )
     gate = flow or FlowControl(max_concurrency=concurrency, rpm=rpm, tpm=tpm, adaptive=adaptive)
+    # hfdriver's HTTP drivers send every attempt (retries too) through the gate themselves.
+    gate_aware = bool(getattr(driver, "attempt_gate_aware", False))
     source = _items(rows).__aiter__()
     pull_lock = asyncio.Lock()
     results: asyncio.Queue[BatchResult | None] = asyncio.Queue(maxsize=concurrency * 2)
@@ -202,7 +205,17 @@ async def run_batch(
         estimate = estimate_tokens(item.request) if gate.tpm else 0
         try:
             await gate.spend_tokens(estimate)
-            response = await driver.generate(item.request)
+            if gate_aware:
+                response = await driver.generate(item.request)
+            else:
+                # A driver whose attempts do not pass the gate: the row is the attempt.
+                await gate.before_attempt()
+                try:
+                    response = await driver.generate(item.request)
+                except BaseException as exc:
+                    gate.after_attempt(exc)
+                    raise
+                gate.after_attempt(None)
         except HuggingFaceError as exc:
             return BatchResult(
                 custom_id=item.custom_id,

@@ -84,6 +84,9 @@ class HuggingFaceDriver:
     ...         print((await driver.generate(request)).text)
     """
 
+    attempt_gate_aware = True
+    """Every attempt (retries too) passes :func:`hfdriver.transport.use_attempt_gate`'s gate."""
+
     def __init__(
         self,
         token: str | Token | None = None,
