@@ -27,7 +27,7 @@ import attrs
 
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 
-__all__ = ["FlowControl", "FlowStats", "reset_row_attempt_counter", "row_attempt_counter"]
+__all__ = ["FlowControl", "FlowStats", "RateLearner", "reset_row_attempt_counter", "row_attempt_counter"]
 
 logger = logging.getLogger("hfdriver")
 
@@ -57,6 +57,119 @@ class FlowStats:
     pauses: int
     """Global pauses taken."""
     paused_seconds: float
+
+
+class RateLearner:
+    """The rate a server accepts, learned from its rate-limit answers (no I/O, no clock of its own).
+
+    Shared by :class:`FlowControl` (one process) and the Ray engine's limit actor (a cluster).
+    """
+
+    def __init__(self, *, rpm: float | None = None, adaptive: bool = True) -> None:
+        self.rpm = rpm
+        self.adaptive = adaptive
+        self.rate: float | None = _START_RATE if adaptive else None
+        self._ceiling: float | None = None
+        self.paused_until = 0.0
+        self.reacted_at = 0.0
+        self._measure_from = time.monotonic()
+        self._successes: deque[float] = deque()
+        self._accepted = 0  # successes since the end of the last pause
+        self._climbed = False  # the rate climbed fast since the last pause (the average is low)
+        self._next_send = 0.0
+        self.rate_limited = 0
+        self.pauses = 0
+        self.paused_seconds = 0.0
+
+    def effective_rate(self) -> float | None:
+        fixed = self.rpm / 60.0 if self.rpm else None
+        learned = self.rate
+        if fixed is None:
+            return learned
+        return fixed if learned is None else min(fixed, learned)
+
+    def reserve(self, now: float) -> float:
+        """Book the next send slot: seconds from ``now`` until it (a pause included)."""
+        slot = max(now, self.paused_until)
+        rate = self.effective_rate()
+        if rate is None:
+            return slot - now
+        slot = max(slot, self._next_send)
+        self._next_send = max(self._next_send, slot - 1.0 / rate) + 1.0 / rate
+        return slot - now
+
+    def on_success(self, now: float, count: int = 1) -> None:
+        """``count`` answers arrived (a shared limit gets them in batches)."""
+        self._accepted += count
+        successes = self._successes
+        successes.extend([now] * count)
+        while successes and successes[0] < now - _MEASURE:
+            successes.popleft()
+        rate = self.rate
+        if rate is None or not self.adaptive:
+            return
+        # Per success, so per second the rate grows by this fraction of itself: slow start
+        # (x50 a second) before any ceiling is known, 10%/s well under it, 0.1%/s near it.
+        ceiling = self._ceiling
+        if ceiling is None:
+            step = 4.0
+        elif rate < 0.9 * ceiling:
+            step = 0.1
+            self._climbed = True
+        else:
+            step = 0.001
+            if rate > ceiling:  # past the old ceiling without a 429: the limit was higher
+                self._ceiling = rate
+        # Never run far ahead of what is actually sent (latency or concurrency may bind instead).
+        sent = len(successes) / _MEASURE
+        if rate < max(3.0 * sent, _START_RATE):
+            self.rate = rate + step * count
+
+    def on_congestion(self, now: float, kind: HuggingFaceErrorKind, retry_after: float | None) -> None:
+        """A rate-limit answer to an attempt started after the last reaction: pause, and learn."""
+        self.reacted_at = now
+        pause = retry_after if retry_after is not None else _DEFAULT_PAUSE
+        if now + pause > self.paused_until:
+            self.paused_until = now + pause
+            self.pauses += 1
+            self.paused_seconds += pause
+        if not self.adaptive:
+            return
+        # What the server accepted is its limit, plus its burst spread over the time measured:
+        # since the last pause when that is long (a precise figure), else the last half second
+        # (the ramp of slow start, or events close together).
+        current = self.rate if self.rate is not None else _START_RATE
+        since = now - self._measure_from
+        recent_span = min(_MEASURE, since)
+        recent = sum(1 for t in self._successes if t >= now - recent_span) if recent_span > 0 else 0
+        estimate: float | None = None
+        margin = 0.97
+        short = recent / recent_span if recent_span >= _MEASURE / 2 and recent >= 5 else None
+        if self._ceiling is not None and since >= 2.0 and self._accepted >= 10 and not self._climbed:
+            # Creeping at a steady rate since the pause: the average is the limit (plus the
+            # server's burst spread over `since`).
+            estimate = self._accepted / since
+        elif short is not None:
+            estimate = short
+            margin = 0.9  # a short window over-counts by the server's burst
+        if estimate is not None:
+            self.rate = max(0.5, margin * min(estimate, current))
+            # A short window during slow start under-counts (the rate was still climbing): keep
+            # the rate that was refused as the ceiling, so the rate climbs back quickly to it.
+            self._ceiling = estimate if margin > 0.9 or self._ceiling is not None else max(estimate, current)
+        else:
+            self.rate = max(0.5, current / 2)
+        logger.debug(
+            "batch: %s, pausing %.2fs; rate now %.1f/s (server limit about %s/s)",
+            kind.name,
+            pause,
+            self.rate,
+            f"{self._ceiling:.1f}" if self._ceiling is not None else "?",
+        )
+        self._measure_from = now + pause  # measure again from the end of the pause
+        self._successes.clear()
+        self._accepted = 0
+        self._climbed = False
 
 
 class FlowControl:
@@ -92,15 +205,8 @@ class FlowControl:
         self.tpm = tpm
         self.adaptive = adaptive
         self.in_flight = 0
-        self.rate: float | None = _START_RATE if adaptive else None
-        self._ceiling: float | None = None
+        self.learner = RateLearner(rpm=rpm, adaptive=adaptive)
         self._next_send = 0.0
-        self._paused_until = 0.0
-        self._reacted_at = 0.0
-        self._measure_from = time.monotonic()
-        self._successes: deque[float] = deque()
-        self._accepted = 0  # successes since the end of the last pause
-        self._climbed = False  # the rate climbed fast since the last pause (the average is low)
         self._waiters: deque[asyncio.Future[None]] = deque()  # for a concurrency slot
         self._queue: deque[asyncio.Future[None]] = deque()  # for a send time
         self._timer: asyncio.TimerHandle | None = None
@@ -108,9 +214,27 @@ class FlowControl:
         self._token_cap = float(tpm) / 6.0 if tpm else 0.0
         self._tokens = self._token_cap
         self._tokens_at = time.monotonic()
-        self.rate_limited = 0
-        self.pauses = 0
-        self.paused_seconds = 0.0
+
+    @property
+    def rate(self) -> float | None:
+        """The learned requests/s cap (``None`` when not adaptive)."""
+        return self.learner.rate
+
+    @property
+    def rate_limited(self) -> int:
+        return self.learner.rate_limited
+
+    @property
+    def pauses(self) -> int:
+        return self.learner.pauses
+
+    @property
+    def paused_seconds(self) -> float:
+        return self.learner.paused_seconds
+
+    @property
+    def _paused_until(self) -> float:
+        return self.learner.paused_until
 
     # ------------------------------------------------------------------ the AttemptGate protocol
     async def before_attempt(self) -> None:
@@ -182,11 +306,7 @@ class FlowControl:
         self._schedule()
 
     def _effective_rate(self) -> float | None:
-        fixed = self.rpm / 60.0 if self.rpm else None
-        learned = self.rate
-        if fixed is None:
-            return learned
-        return fixed if learned is None else min(fixed, learned)
+        return self.learner.effective_rate()
 
     def after_attempt(self, error: BaseException | None) -> None:
         self._release()
@@ -194,8 +314,8 @@ class FlowControl:
         if error is None:
             self._on_success(now)
         elif isinstance(error, HuggingFaceError) and error.kind in _CONGESTION:
-            self.rate_limited += 1
-            if _attempt_started.get() >= self._reacted_at:  # not already acted on
+            self.learner.rate_limited += 1
+            if _attempt_started.get() >= self.learner.reacted_at:  # not already acted on
                 self._on_congestion(now, error.kind, error.retry_after)
 
     def _release(self) -> None:
@@ -212,82 +332,17 @@ class FlowControl:
                 free -= 1
 
     def _on_success(self, now: float) -> None:
-        self._accepted += 1
-        successes = self._successes
-        successes.append(now)
-        while successes and successes[0] < now - _MEASURE:
-            successes.popleft()
         if self.limit < self.max_concurrency:
             self.limit = min(float(self.max_concurrency), self.limit + 1.0 / max(self.limit, 1.0))
             if self._waiters:
                 self._wake()
-        rate = self.rate
-        if rate is None or not self.adaptive:
-            return
-        # Per success, so per second the rate grows by this fraction of itself: slow start
-        # (x50 a second) before any ceiling is known, 10%/s well under it, 0.1%/s near it.
-        ceiling = self._ceiling
-        if ceiling is None:
-            step = 4.0
-        elif rate < 0.9 * ceiling:
-            step = 0.1
-            self._climbed = True
-        else:
-            step = 0.001
-            if rate > ceiling:  # past the old ceiling without a 429: the limit was higher
-                self._ceiling = rate
-        # Never run far ahead of what is actually sent (latency or concurrency may bind instead).
-        sent = len(successes) / _MEASURE
-        if rate < max(3.0 * sent, _START_RATE):
-            self.rate = rate + step
+        self.learner.on_success(now)
 
     def _on_congestion(self, now: float, kind: HuggingFaceErrorKind, retry_after: float | None) -> None:
-        self._reacted_at = now
-        pause = retry_after if retry_after is not None else _DEFAULT_PAUSE
-        if now + pause > self._paused_until:
-            self._paused_until = now + pause
-            self.pauses += 1
-            self.paused_seconds += pause
         if kind is HuggingFaceErrorKind.OVERLOADED:
             self.limit = max(1.0, self.limit / 2)  # a capacity signal: fewer at once
-        if not self.adaptive:
-            return
-        # What the server accepted is its limit, plus its burst spread over the time measured:
-        # since the last pause when that is long (a precise figure), else the last half second
-        # (the ramp of slow start, or events close together).
-        current = self.rate if self.rate is not None else _START_RATE
-        since = now - self._measure_from
-        recent_span = min(_MEASURE, since)
-        recent = sum(1 for t in self._successes if t >= now - recent_span) if recent_span > 0 else 0
-        estimate: float | None = None
-        margin = 0.97
-        short = recent / recent_span if recent_span >= _MEASURE / 2 and recent >= 5 else None
-        if self._ceiling is not None and since >= 2.0 and self._accepted >= 10 and not self._climbed:
-            # Creeping at a steady rate since the pause: the average is the limit (plus the
-            # server's burst spread over `since`).
-            estimate = self._accepted / since
-        elif short is not None:
-            estimate = short
-            margin = 0.9  # a short window over-counts by the server's burst
-        if estimate is not None:
-            self.rate = max(0.5, margin * min(estimate, current))
-            # A short window during slow start under-counts (the rate was still climbing): keep
-            # the rate that was refused as the ceiling, so the rate climbs back quickly to it.
-            self._ceiling = estimate if margin > 0.9 or self._ceiling is not None else max(estimate, current)
-        else:
-            self.rate = max(0.5, current / 2)
-        logger.debug(
-            "batch: %s, pausing %.2fs; rate now %.1f/s (server limit about %s/s), concurrency %d",
-            kind.name,
-            pause,
-            self.rate,
-            f"{self._ceiling:.1f}" if self._ceiling is not None else "?",
-            int(self.limit),
-        )
-        self._measure_from = now + pause  # measure again from the end of the pause
-        self._successes.clear()
-        self._accepted = 0
-        self._climbed = False
+        self.learner.on_congestion(now, kind, retry_after)
+        self._schedule()
 
     # ------------------------------------------------------------------ tokens per minute
     async def spend_tokens(self, estimate: int) -> None:
