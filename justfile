@@ -8,7 +8,7 @@ python := venv + "/bin/python"
 setup:
     test -x {{python}} || python3 -m venv {{venv}}
     {{python}} -m pip install -q -U pip
-    {{python}} -m pip install -q -e '.[dev,local]'
+    {{python}} -m pip install -q -e '.[dev,local,ray]'
 
 # The offline test suite (unit, integration against FakeRouter, corpus conformance).
 test *args:

@@ -35,7 +35,16 @@ from hfdriver.batch._run import BatchItem, BatchResult
 from hfdriver.errors import KINDS, HuggingFaceError, HuggingFaceErrorKind
 from hfdriver.openai.inbound import request_from_payload, response_payload
 
-__all__ = ["IdSet", "OutputFile", "check_input", "read_input", "result_line"]
+__all__ = [
+    "IdSet",
+    "OutputFile",
+    "check_input",
+    "compact_outputs",
+    "parse_line",
+    "parse_row",
+    "read_input",
+    "result_line",
+]
 
 _CHAT_URLS = ("/v1/chat/completions", "/chat/completions")
 _SHORT_KEYS = ("custom_id", "prompt", "system")
@@ -95,10 +104,15 @@ class IdSet:
         return self._repeated
 
 
-def _bad(line: int, custom_id: str | None, problem: str) -> BatchItem:
+def _bad(line: int | None, custom_id: str | None, problem: str, text: str = "") -> BatchItem:
+    if line is None:  # a row of a distributed dataset: no line number, name it by its content
+        where = f"input row {text[:60]!r}"
+        fallback = f"row-{hashlib.blake2b(text.encode(), digest_size=6).hexdigest()}"
+    else:
+        where, fallback = f"input line {line}", f"line-{line}"
     return BatchItem(
-        custom_id=custom_id if custom_id else f"line-{line}",
-        error=HuggingFaceError(HuggingFaceErrorKind.INVALID_REQUEST, f"input line {line}: {problem}"),
+        custom_id=custom_id if custom_id else fallback,
+        error=HuggingFaceError(HuggingFaceErrorKind.INVALID_REQUEST, f"{where}: {problem}"),
         line=line,
     )
 
@@ -111,19 +125,27 @@ def _custom_id(raw: Any) -> str | None:
     return None
 
 
-def parse_line(text: str, line: int) -> BatchItem | None:
-    """One input line as a :class:`BatchItem` (``None`` for a blank line)."""
+def parse_line(text: str, line: int | None) -> BatchItem | None:
+    """One input line as a :class:`BatchItem` (``None`` for a blank line); ``line`` is its number
+    in the file (``None`` for a row of a distributed dataset)."""
     if not text.strip():
         return None
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:
-        return _bad(line, None, f"not valid JSON ({exc}); each line must be one JSON object")
+        return _bad(line, None, f"not valid JSON ({exc}); each line must be one JSON object", text)
+    return parse_row(data, line, text)
+
+
+def parse_row(data: Any, line: int | None, text: str = "") -> BatchItem:
+    """One decoded input row (a JSON object) as a :class:`BatchItem`."""
     if not isinstance(data, dict):
-        return _bad(line, None, f"must be a JSON object, got {type(data).__name__}")
+        return _bad(line, None, f"must be a JSON object, got {type(data).__name__}", text)
     custom_id = _custom_id(data.get("custom_id"))
     if custom_id is None:
-        return _bad(line, None, 'has no "custom_id" (a non-empty string that names the row in the output)')
+        return _bad(
+            line, None, 'has no "custom_id" (a non-empty string that names the row in the output)', text
+        )
     if "body" in data or "url" in data or "method" in data:
         method = data.get("method", "POST")
         url = data.get("url", "/v1/chat/completions")
@@ -294,6 +316,50 @@ def _answered(text: str) -> str | None:
     return custom_id
 
 
+def _answered_lines(path: Path) -> Iterator[tuple[bytes, str | None]]:
+    with path.open("rb") as current:
+        for raw in current:
+            yield raw, (_answered(raw.decode("utf-8", "replace")) if raw.endswith(b"\n") else None)
+
+
+def compact_outputs(paths: list[Path]) -> tuple[IdSet, int]:
+    """Keep only answered rows in output files (the first of any repeat, across all of them);
+    returns their ids and how many lines were dropped. A file changes only by an atomic rewrite."""
+    # Pass 1: which rows are answered (digests only). Pass 2: keep those lines.
+    done = IdSet(
+        custom_id for path in paths for _, custom_id in _answered_lines(path) if custom_id is not None
+    )
+    repeated = done.repeated()
+    kept_repeats: set[str] = set()
+    dropped_in_all = 0
+    for path in paths:
+        dropped = 0
+        tmp_fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(tmp_fd, "wb") as tmp:
+                for raw, custom_id in _answered_lines(path):
+                    keep = custom_id
+                    if keep is not None and _id_hash(keep) in repeated:
+                        if keep in kept_repeats:
+                            keep = None
+                        else:
+                            kept_repeats.add(keep)
+                    if keep is None:
+                        dropped += 1
+                        continue
+                    tmp.write(raw)
+                tmp.flush()
+                os.fsync(tmp.fileno())
+            if dropped:
+                os.replace(tmp_name, path)
+                tmp_name = ""
+        finally:
+            if tmp_name:
+                os.unlink(tmp_name)
+        dropped_in_all += dropped
+    return done, dropped_in_all
+
+
 class OutputFile:
     """The output JSONL, opened for a resumable run.
 
@@ -323,38 +389,8 @@ class OutputFile:
             ) from None
         return self
 
-    def _answered_lines(self) -> Iterator[tuple[bytes, str | None]]:
-        with self.path.open("rb") as current:
-            for raw in current:
-                yield raw, (_answered(raw.decode("utf-8", "replace")) if raw.endswith(b"\n") else None)
-
     def _compact(self) -> None:
-        # Pass 1: which rows are answered (digests only). Pass 2: keep those lines, the first of
-        # any repeat; rewrite the file only when something is dropped.
-        self.done = IdSet(custom_id for _, custom_id in self._answered_lines() if custom_id is not None)
-        repeated = self.done.repeated()
-        kept_repeats: set[str] = set()
-        tmp_fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            with os.fdopen(tmp_fd, "wb") as tmp:
-                for raw, custom_id in self._answered_lines():
-                    if custom_id is not None and _id_hash(custom_id) in repeated:
-                        if custom_id in kept_repeats:
-                            custom_id = None
-                        else:
-                            kept_repeats.add(custom_id)
-                    if custom_id is None:
-                        self.dropped += 1
-                        continue
-                    tmp.write(raw)
-                tmp.flush()
-                os.fsync(tmp.fileno())
-            if self.dropped:
-                os.replace(tmp_name, self.path)
-                tmp_name = ""
-        finally:
-            if tmp_name:
-                os.unlink(tmp_name)
+        self.done, self.dropped = compact_outputs([self.path])
 
     def write(self, line: bytes) -> None:
         fd = self._fd

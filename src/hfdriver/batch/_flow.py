@@ -76,7 +76,6 @@ class RateLearner:
         self._successes: deque[float] = deque()
         self._accepted = 0  # successes since the end of the last pause
         self._climbed = False  # the rate climbed fast since the last pause (the average is low)
-        self._next_send = 0.0
         self.rate_limited = 0
         self.pauses = 0
         self.paused_seconds = 0.0
@@ -87,16 +86,6 @@ class RateLearner:
         if fixed is None:
             return learned
         return fixed if learned is None else min(fixed, learned)
-
-    def reserve(self, now: float) -> float:
-        """Book the next send slot: seconds from ``now`` until it (a pause included)."""
-        slot = max(now, self.paused_until)
-        rate = self.effective_rate()
-        if rate is None:
-            return slot - now
-        slot = max(slot, self._next_send)
-        self._next_send = max(self._next_send, slot - 1.0 / rate) + 1.0 / rate
-        return slot - now
 
     def on_success(self, now: float, count: int = 1) -> None:
         """``count`` answers arrived (a shared limit gets them in batches)."""
@@ -251,7 +240,7 @@ class FlowControl:
                 raise
         self.in_flight += 1
         try:
-            await self._wait_for_turn()
+            await self.wait_for_turn()
         except BaseException:
             self._release()
             raise
@@ -260,7 +249,7 @@ class FlowControl:
         if counter is not None:
             counter[0] += 1
 
-    async def _wait_for_turn(self) -> None:
+    async def wait_for_turn(self) -> None:
         """The global pause, then the rate pacer: attempts leave one by one, 1/rate apart, in
         arrival order. Nothing is booked ahead, so a changed rate or pause applies at once."""
         now = time.monotonic()
@@ -342,6 +331,10 @@ class FlowControl:
         if kind is HuggingFaceErrorKind.OVERLOADED:
             self.limit = max(1.0, self.limit / 2)  # a capacity signal: fewer at once
         self.learner.on_congestion(now, kind, retry_after)
+        self.reschedule()
+
+    def reschedule(self) -> None:
+        """Re-arm the pacer after the rate or a pause changed."""
         self._schedule()
 
     # ------------------------------------------------------------------ tokens per minute

@@ -101,6 +101,8 @@ class BatchSummary:
     started: float = attrs.field(factory=time.monotonic)
     skipped: int = 0
     """Rows already answered by an earlier run (resume)."""
+    rate_limited: int = 0
+    """Rate-limit answers received (filled in by the engines that count them)."""
 
     def add(self, result: BatchResult) -> None:
         self.rows += 1

@@ -19,7 +19,7 @@ from hfdriver.batch import (
     result_line,
     run_batch,
 )
-from hfdriver.cli._common import UsageError, out
+from hfdriver.cli._common import UsageError, llm_config, out
 from hfdriver.config import LLMConfig, create_driver, load_config
 from hfdriver.dto.response import format_money
 from hfdriver.errors import HuggingFaceError
@@ -55,6 +55,19 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "--restart", action="store_true", help="start over: truncate OUTPUT instead of resuming"
     )
     batch.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    batch.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process (default); ray: Ray Data on a cluster (extra `ray`; OUTPUT is a directory)",
+    )
+    batch.add_argument(
+        "--address",
+        help="with --engine ray: the cluster (auto, ray://host:10001); default: start a local one",
+    )
+    batch.add_argument(
+        "--workers", type=int, default=2, help="with --engine ray: actors sending requests (default 2)"
+    )
     batch.set_defaults(func=run_batch_command)
 
 
@@ -102,7 +115,7 @@ def _postfix(summary: BatchSummary, flow: FlowControl) -> str:
     return ", ".join(parts)
 
 
-def summary_text(summary: BatchSummary, flow: FlowControl, *, output: Path) -> str:
+def summary_text(summary: BatchSummary, flow: FlowControl | None, *, output: Path) -> str:
     wall = summary.wall
     lines = [
         f"batch: {summary.rows} rows in {wall:.1f}s ({summary.rows / wall if wall else 0:.1f} rows/s): "
@@ -118,14 +131,17 @@ def summary_text(summary: BatchSummary, flow: FlowControl, *, output: Path) -> s
         if summary.priced < summary.succeeded:
             cost += f" for {summary.priced} of {summary.succeeded} answers (the rest unpriced)"
     lines.append(f"  tokens: {summary.prompt_tokens:,} in + {summary.completion_tokens:,} out; cost: {cost}")
-    lines.append(
-        f"  attempts: {summary.attempts}, rate-limited answers: {flow.rate_limited}, pauses: {flow.pauses}"
-    )
+    if flow is not None:
+        lines.append(
+            f"  attempts: {summary.attempts}, rate-limited answers: {flow.rate_limited}, pauses: {flow.pauses}"
+        )
+    else:
+        lines.append(f"  attempts: {summary.attempts}, rate-limited answers: {summary.rate_limited}")
     lines.append(f"  output: {output}")
     return "\n".join(lines)
 
 
-def run_batch_command(args: argparse.Namespace) -> Coroutine[Any, Any, int]:
+def run_batch_command(args: argparse.Namespace) -> int | Coroutine[Any, Any, int]:
     """Checks and file preparation (synchronous), then the run on the event loop."""
     if args.concurrency < 1:
         raise UsageError("--concurrency must be >= 1")
@@ -138,6 +154,8 @@ def run_batch_command(args: argparse.Namespace) -> Coroutine[Any, Any, int]:
         raise UsageError(f"the input {source} is not a file")
     if args.output.exists() and args.output.resolve() == source.resolve():
         raise UsageError("the output must not be the input file")
+    if args.engine == "ray":
+        return _run_on_ray(args, source)
     output = OutputFile(args.output, resume=not args.restart).open()
     try:
         rows, already = check_input(source, output.done)
@@ -188,4 +206,38 @@ async def _run(args: argparse.Namespace, source: Path, output: OutputFile, rows:
     out(summary_text(summary, flow, output=args.output), stream=sys.stderr)
     if stopped is not None:
         raise stopped
+    return 1 if summary.failed else 0
+
+
+def _run_on_ray(args: argparse.Namespace, source: Path) -> int:
+    """``--engine ray``: the same batch on Ray Data; OUTPUT is a directory of .jsonl files."""
+    if args.workers < 1:
+        raise UsageError("--workers must be >= 1")
+    if args.output.exists() and not args.output.is_dir():
+        raise UsageError(f"with --engine ray, OUTPUT is a directory of .jsonl files; {args.output} is a file")
+    try:
+        from hfdriver.batch.ray import run_batch_on_ray
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
+    check_input(source)  # duplicate custom_ids: refused before anything is sent
+    if args.local:
+        llm = LLMConfig(provider="huggingface-local", model=args.model or None)
+    else:
+        _, llm = llm_config(args)
+    per_worker = max(1, -(-args.concurrency // args.workers))
+    # The configuration travels to the workers; tokens are read there, from their environment.
+    summary = run_batch_on_ray(
+        source.resolve(),
+        args.output,
+        llm=llm,
+        workers=args.workers,
+        concurrency=per_worker,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        adaptive=args.adaptive,
+        address=args.address,
+        restart=args.restart,
+        progress=not args.quiet,
+    )
+    out(summary_text(summary, None, output=args.output), stream=sys.stderr)
     return 1 if summary.failed else 0
