@@ -42,7 +42,7 @@ demo *args:
     {{python}} examples/chat.py {{args}}
 
 # All benchmarks: client CPU vs raw aiohttp, local tokens/s vs llama.cpp, serve requests/s and CPU, batches.
-bench: bench-client bench-local bench-serve bench-serve-cpu bench-batch
+bench: bench-client bench-local bench-serve bench-serve-cpu bench-batch bench-ray
 
 # Client CPU per request / per chunk: raw aiohttp vs hfdriver (and peers when installed).
 bench-client *args:
@@ -66,3 +66,7 @@ ci: test lint typecheck
 # Batch throughput under a rate limit vs the anchors, memory flatness, cache-hit CPU (a few minutes).
 bench-batch *args:
     {{python}} benchmarks/bench_batch.py {{args}}
+
+# The batch on Ray (shared limit) vs Ray Data LLM's HTTP request processor, same limit and workers.
+bench-ray *args:
+    {{python}} benchmarks/bench_ray.py {{args}}

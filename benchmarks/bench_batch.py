@@ -227,8 +227,10 @@ async def throughput(
         f"\n## Throughput: {rows} rows, limit {rate:g} requests/s (burst {max(1, rate / 10):g}, {retry_after}), {latency * 1000:g} ms per answer"
     )
     print(f"ideal wall time {rows / rate:.1f}s\n")
-    print("| client | wall (s) | rows answered | failed rows | 429s received | % of the allowed rate |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        "| client | wall (s) | rows answered | failed rows | 429s received | % of the allowed rate | while sending |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
     try:
         for name, client, missing in anchors(rate):
             if only and only.lower() not in name.lower():
@@ -249,8 +251,9 @@ async def throughput(
                 wall = time.perf_counter() - started
             stats = fake_call(base_url, "/_fake/stats")
             share = ok / wall / rate * 100
+            sending = stats["served"] / stats["span"] / rate * 100 if stats["span"] else 0.0
             print(
-                f"| {name} | {wall:.1f} | {ok} | {failed} | {stats['rate_limited']} | {share:.0f}% |",
+                f"| {name} | {wall:.1f} | {ok} | {failed} | {stats['rate_limited']} | {share:.0f}% | {sending:.0f}% |",
                 flush=True,
             )
     finally:

@@ -155,8 +155,15 @@ class FakeRouter(LocalServer):
         return app
 
     def stats(self) -> dict[str, Any]:
-        """Counters (also served as JSON at ``GET /_fake/stats``, for a fake in another process)."""
-        return {"served": self.served, "rate_limited": self.rate_limited, "per_second": self.per_second()}
+        """Counters (also served as JSON at ``GET /_fake/stats``, for a fake in another process);
+        ``span``: seconds from the first answered request to the last."""
+        span = self.served_at[-1] - self.served_at[0] if len(self.served_at) > 1 else 0.0
+        return {
+            "served": self.served,
+            "rate_limited": self.rate_limited,
+            "per_second": self.per_second(),
+            "span": span,
+        }
 
     def reset_counters(self) -> None:
         """Zero the counters and refill the rate limiter (``POST /_fake/reset``)."""
