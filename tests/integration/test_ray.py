@@ -34,12 +34,16 @@ def _ray() -> Iterator[None]:
 
 
 def write_input(path: Path, n: int) -> Path:
-    path.write_text("".join(json.dumps({"custom_id": f"r{i}", "prompt": f"question {i}"}) + "\n" for i in range(n)))
+    path.write_text(
+        "".join(json.dumps({"custom_id": f"r{i}", "prompt": f"question {i}"}) + "\n" for i in range(n))
+    )
     return path
 
 
 def output_rows(directory: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for f in sorted(directory.glob("*.jsonl")) for line in f.read_text().splitlines()]
+    return [
+        json.loads(line) for f in sorted(directory.glob("*.jsonl")) for line in f.read_text().splitlines()
+    ]
 
 
 def llm_for(router: FakeRouter) -> LLMConfig:
@@ -52,7 +56,9 @@ async def run(source: Path, out: Path, router: FakeRouter, **kw: Any) -> Any:
 
 async def test_every_row_once_and_the_limit_shared_by_the_workers(tmp_path: Path) -> None:
     source, out = write_input(tmp_path / "in.jsonl", 400), tmp_path / "out"
-    async with FakeRouter(rate_limit=40, burst=4, fractional_retry_after=True, latency=0.01, record=False) as router:
+    async with FakeRouter(
+        rate_limit=40, burst=4, fractional_retry_after=True, latency=0.01, record=False
+    ) as router:
         summary = await run(source, out, router, workers=2, concurrency=16, batch_size=50)
         per_second = router.per_second()
         rejected = router.rate_limited
@@ -83,7 +89,14 @@ async def test_resume_sends_only_what_is_missing(tmp_path: Path) -> None:
     assert summary.skipped == 100
     ids = Counter(r["custom_id"] for r in output_rows(out))
     assert set(ids) == {f"r{i}" for i in range(150)} and max(ids.values()) == 1
-    assert sum(1 for r in output_rows(out) if r["response"]["body"]["choices"][0]["message"]["content"] == "earlier") == 100
+    assert (
+        sum(
+            1
+            for r in output_rows(out)
+            if r["response"]["body"]["choices"][0]["message"]["content"] == "earlier"
+        )
+        == 100
+    )
 
 
 def worker_pids() -> list[int]:
@@ -140,7 +153,9 @@ async def test_cli_engine_ray(tmp_path: Path) -> None:
         handle.write("not json\n")
     async with FakeRouter() as router:
         config = tmp_path / "hfdriver.toml"
-        config.write_text(f'[llm]\nprovider = "huggingface-endpoint"\nbase_url = "{router.base_url}"\nmodel = "{MODEL}"\n')
+        config.write_text(
+            f'[llm]\nprovider = "huggingface-endpoint"\nbase_url = "{router.base_url}"\nmodel = "{MODEL}"\n'
+        )
         environ = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING", "RAY_ADDRESS"))}
         environ.update(HF_HOME=str(tmp_path / "hf"), HFDRIVER_CONFIG=str(config))
         proc = await asyncio.create_subprocess_exec(

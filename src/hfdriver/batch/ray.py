@@ -293,7 +293,10 @@ def run_batch_on_ray(
     try:
         actor: Any = ray.remote(SharedLimit)
         # An async actor: every waiting attempt is a coroutine on its loop, not a thread.
-        limit: Any = actor.options(num_cpus=0, max_concurrency=100_000).remote(rpm, adaptive)
+        # If it dies, Ray restarts it (the rate is learned again) and retries the calls in flight.
+        limit: Any = actor.options(
+            num_cpus=0, max_concurrency=100_000, max_restarts=-1, max_task_retries=-1
+        ).remote(rpm, adaptive)
         settings = RaySettings(llm=llm, concurrency=concurrency, tpm=tpm, workers=workers)
         answers = _dataset(source).map_batches(
             _Worker,
