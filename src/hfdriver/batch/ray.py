@@ -247,9 +247,10 @@ def _ensure_ray(address: str | None, workers: int) -> bool:
     return True
 
 
-def _dataset(source: str | Path | Any) -> Any:
+def _dataset(source: str | Path | Any, workers: int) -> Any:
     if isinstance(source, (str, Path)):
-        return ray.data.read_text(str(source))
+        # One small file is one block, which one actor would run alone: split it for the pool.
+        return ray.data.read_text(str(source), override_num_blocks=workers * 4)
     return source
 
 
@@ -298,7 +299,7 @@ def run_batch_on_ray(
             num_cpus=0, max_concurrency=100_000, max_restarts=-1, max_task_retries=-1
         ).remote(rpm, adaptive)
         settings = RaySettings(llm=llm, concurrency=concurrency, tpm=tpm, workers=workers)
-        answers = _dataset(source).map_batches(
+        answers = _dataset(source, workers).map_batches(
             _Worker,
             fn_constructor_args=(settings, limit, done),
             batch_size=batch_size,
