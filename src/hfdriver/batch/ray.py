@@ -63,6 +63,11 @@ class SharedLimit:
         self.stopped: tuple[str, str] | None = None
         self.sent = 0
 
+    async def report(self, successes: int) -> None:
+        """Answers a worker got that no later ``acquire`` will report (the end of its batch)."""
+        if successes:
+            self.flow.learner.on_success(time.monotonic(), successes)
+
     async def acquire(self, successes: int = 0) -> bool:
         """Report the answers a worker got since its last call; wait for a turn. False: stopped."""
         if successes:
@@ -119,6 +124,12 @@ class _ClusterGate(FlowControl):
     def _on_success(self, now: float) -> None:
         self._successes += 1
         super()._on_success(now)
+
+    async def flush(self) -> None:
+        """Report the answers not reported yet (the learner counts them)."""
+        successes, self._successes = self._successes, 0
+        if successes:
+            await self._limit.report.remote(successes)
 
     def after_attempt(self, error: BaseException | None) -> None:
         if isinstance(error, HuggingFaceError) and error.kind in (
@@ -191,14 +202,17 @@ class _Worker:
         self._done: IdSet = ray.get(done) if isinstance(done, ray.ObjectRef) else done
         self._loop = asyncio.new_event_loop()
         self._driver = create_driver(settings.llm)
+        self._gate: _ClusterGate | None = None
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
         return self._loop.run_until_complete(self._run(batch))
 
     async def _run(self, batch: dict[str, Any]) -> dict[str, list[str]]:
         settings = self._settings
-        tpm = settings.tpm / settings.workers if settings.tpm else None
-        gate = _ClusterGate(self._limit, max_concurrency=settings.concurrency, tpm=tpm)
+        gate = self._gate
+        if gate is None:  # one per actor, kept across its batches (and its event loop)
+            tpm = settings.tpm / settings.workers if settings.tpm else None
+            gate = self._gate = _ClusterGate(self._limit, max_concurrency=settings.concurrency, tpm=tpm)
         items = (item for item in _rows(batch) if item.custom_id not in self._done)
         lines: list[str] = []
         async for result in run_batch(
@@ -208,6 +222,7 @@ class _Worker:
             if error is not None and error.kind in FATAL_KINDS:
                 continue  # not written: a rerun sends it
             lines.append(result_line(result).decode())
+        await gate.flush()
         return {"line": lines}
 
     def __del__(self) -> None:
