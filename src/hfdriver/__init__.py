@@ -38,11 +38,13 @@ from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 
 if TYPE_CHECKING:
     from hfdriver.config import create_driver, load_config
+    from hfdriver.fallback import FallbackDriver
     from hfdriver.hub import HubClient
     from hfdriver.huggingface import HuggingFaceDriver
     from hfdriver.transport import RetryDetails, RetryPolicy, Timeouts
 
 _LAZY = {
+    "FallbackDriver": "hfdriver.fallback",
     "HuggingFaceDriver": "hfdriver.huggingface",
     "RetryDetails": "hfdriver.transport",
     "RetryPolicy": "hfdriver.transport",
@@ -55,6 +57,7 @@ _LAZY = {
 __all__ = [
     "Cost",
     "Driver",
+    "FallbackDriver",
     "FinishReason",
     "GenerateRequest",
     "GenerateResponse",

@@ -26,6 +26,7 @@ from hfdriver.config._files import load_config
 from hfdriver.config._schema import CacheConfig, Config, LLMConfig, config_error
 from hfdriver.driver import Driver
 from hfdriver.errors import HuggingFaceError
+from hfdriver.fallback import FallbackDriver
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -169,6 +170,28 @@ def create_driver(
         cache = build_cache(llm.cache)
         if cache is not None:
             driver = CachedDriver(driver, cache)
+    if llm.fallbacks:
+        driver = _with_fallbacks(driver, llm, config if isinstance(config, Config) else None, profile)
     if llm.max_tokens is not None or llm.temperature is not None:
         return DefaultsDriver(driver, max_tokens=llm.max_tokens, temperature=llm.temperature)
     return driver
+
+
+def _with_fallbacks(primary: Driver, llm: LLMConfig, config: Config | None, profile: str | None) -> Driver:
+    """``[llm] fallbacks``: each a profile name (its own driver) or a model / route (this
+    profile's settings with that model). Fallbacks of fallbacks are not followed."""
+    routes: list[tuple[str, Driver]] = [(llm.model or profile or "llm", primary)]
+    for name in llm.fallbacks:
+        if config is not None and name in config.profiles:
+            other = attrs.evolve(config.profile(name), fallbacks=())
+            routes.append((f"profile {name}", create_driver(other)))
+        else:
+            routes.append(
+                (
+                    name,
+                    create_driver(
+                        attrs.evolve(llm, model=name, fallbacks=(), max_tokens=None, temperature=None)
+                    ),
+                )
+            )
+    return FallbackDriver(routes)

@@ -86,6 +86,9 @@ class LLMConfig:
     temperature: float | None = None
     costs: bool | None = None
     """Fill ``response.cost`` from the router's prices (default: on for the router)."""
+    fallbacks: tuple[str, ...] = ()
+    """Routes tried in order when this one fails in a way they may not: models, ``model:provider``
+    routes, or names of profiles."""
     auth: AuthConfig = AuthConfig()
     cache: CacheConfig = CacheConfig()
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
@@ -124,6 +127,7 @@ _SCALARS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "max_tokens": (int, "an integer >= 1"),
     "temperature": ((int, float), "a number between 0 and 2"),
     "costs": (bool, "true or false"),
+    "fallbacks": (list, "a list of models, 'model:provider' routes or profile names"),
 }
 _TABLES: dict[str, dict[str, tuple[type | tuple[type, ...], str]]] = {
     "auth": {
@@ -190,6 +194,12 @@ def _parse_llm(path: Path | None, table: str, data: Any, base: LLMConfig | None)
     for key, value in data.items():
         if key in _SCALARS:
             _check_type(path, table, key, value, _SCALARS[key])
+            if key == "fallbacks":
+                if not all(isinstance(item, str) and item.strip() for item in value):
+                    raise config_error(
+                        path, f"[{table}] fallbacks must be a list of non-empty strings, got {value!r}"
+                    )
+                value = tuple(value)
             fields[key] = value
         elif key in _TABLES:
             if not isinstance(value, dict):

@@ -5,7 +5,7 @@ Nothing here knows a wire format; :mod:`hfdriver.openai` converts these to and f
 
 from hfdriver.dto.message import Image, Input, Message, MessageBuilder, Role, Text, ToolCall, ToolResult
 from hfdriver.dto.request import GenerateRequest, GenerateRequestBuilder
-from hfdriver.dto.response import Cost, FinishReason, GenerateResponse, Output, Usage
+from hfdriver.dto.response import Cost, FinishReason, GenerateResponse, Output, RouteFailure, Usage
 from hfdriver.dto.stream import StreamAssembler, StreamChunk
 from hfdriver.dto.tools import ResponseFormat, ToolSpec, ToolSpecBuilder
 
@@ -22,6 +22,7 @@ __all__ = [
     "Output",
     "ResponseFormat",
     "Role",
+    "RouteFailure",
     "StreamAssembler",
     "StreamChunk",
     "Text",

@@ -8,7 +8,16 @@ import attrs
 
 from hfdriver.dto.request import Message, ToolCall
 
-__all__ = ["Cost", "FinishReason", "GenerateResponse", "Output", "Usage", "finish_reason_of", "format_money"]
+__all__ = [
+    "Cost",
+    "FinishReason",
+    "RouteFailure",
+    "GenerateResponse",
+    "Output",
+    "Usage",
+    "finish_reason_of",
+    "format_money",
+]
 
 
 class FinishReason(str, enum.Enum):
@@ -138,6 +147,15 @@ class Output:
 
 
 @attrs.frozen(slots=True, kw_only=True)
+class RouteFailure:
+    """A route a fallback tried before the one that answered, and why it failed."""
+
+    route: str
+    kind: str
+    message: str
+
+
+@attrs.frozen(slots=True, kw_only=True)
 class GenerateResponse:
     """The result of :meth:`Driver.generate`.
 
@@ -155,6 +173,10 @@ class GenerateResponse:
     """What this answer cost, when the provider's prices are known (``None`` is "unknown", never a guess)."""
     cached: bool = False
     """True when the answer came from a response cache (then ``cost`` is zero: nothing was spent)."""
+    route: str | None = None
+    """With fallbacks: the route (model, ``model:provider`` or profile) that answered."""
+    failed_routes: tuple[RouteFailure, ...] = ()
+    """With fallbacks: the routes tried before, each with the kind and message of its failure."""
 
     @property
     def output(self) -> Output:

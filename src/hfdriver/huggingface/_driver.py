@@ -18,6 +18,7 @@ from hfdriver.cache import Cache, CachedStream, CacheLayer
 from hfdriver.dto.request import GenerateRequest, validate_model, validate_routing
 from hfdriver.dto.response import GenerateResponse
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, redact, scrub
+from hfdriver.fallback import FallbackDriver, FallbackStream
 from hfdriver.hub import ROUTER_URL, PriceBook, router_price_book
 from hfdriver.huggingface._stream import HuggingFaceStream
 from hfdriver.openai import DEFAULT_MAX_EVENT_BYTES, parse_response, to_payload
@@ -75,6 +76,10 @@ class HuggingFaceDriver:
         max_event_bytes: the longest SSE line or event of a stream (16 MiB); past it, ``STREAM``.
         cache: a response :class:`~hfdriver.cache.Cache` (``SQLiteCache(path)``, ``MemoryCache()``):
             complete answers are stored and replayed, identical concurrent requests make one call.
+        fallbacks: other routes to try when one fails in a way another may not (out of credits,
+            rate-limited, overloaded, down, model not served): ``["org/model:provider",
+            "org/other-model"]``, tried in order after the request's own model (see
+            :class:`~hfdriver.fallback.FallbackDriver`, whose ``cooldown`` skips a failing route).
         costs: fill ``response.cost`` from the router catalogue's prices (fetched once per process
             and hour, in parallel with the first request). On by default for the router, off for
             other base URLs; prices in ``catalogue`` are always used.
@@ -106,6 +111,7 @@ class HuggingFaceDriver:
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         cache: Cache | None = None,
         costs: bool | None = None,
+        fallbacks: Sequence[str] = (),
     ) -> None:
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
             raise HuggingFaceError(
@@ -143,6 +149,19 @@ class HuggingFaceDriver:
         self._prices_task: asyncio.Task[PriceBook | None] | None = None
         if catalogue is not None:
             self.use_catalogue(catalogue)
+        self.fallbacks = tuple(fallbacks)
+        for route in self.fallbacks:
+            validate_model(route)
+        self._fallback = (
+            FallbackDriver(
+                [
+                    (model or "the request's model", _ModelRoute(self, model))
+                    for model in (None, *self.fallbacks)
+                ]
+            )
+            if self.fallbacks
+            else None
+        )
         # A unary answer arrives only once it is fully generated, so silence before it is normal:
         # `total` bounds unary calls, `read` (silence between bytes) bounds streams.
         self._unary_timeout = unary_timeout(timeouts)
@@ -302,7 +321,13 @@ class HuggingFaceDriver:
             raise HuggingFaceError(HuggingFaceErrorKind.CONFIG, missing_token_message())
 
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
-        """Send ``request`` and return the whole answer (retried per the :class:`RetryPolicy`)."""
+        """Send ``request`` and return the whole answer (retried per the :class:`RetryPolicy`;
+        then, with ``fallbacks``, on the next route)."""
+        if self._fallback is not None:
+            return await self._fallback.generate(request)
+        return await self._generate_route(request)
+
+    async def _generate_route(self, request: GenerateRequest) -> GenerateResponse:
         body, payload = self._encode(request, stream=False)
         self._check_token()
         if self._cache is not None:
@@ -338,10 +363,16 @@ class HuggingFaceDriver:
             ) from None
         return parse_response(data, provider=provider, request_id=request_id, token=self._token)
 
-    def generate_stream(self, request: GenerateRequest) -> HuggingFaceStream | CachedStream:
+    def generate_stream(self, request: GenerateRequest) -> HuggingFaceStream | CachedStream | FallbackStream:
         """Stream the answer. Use ``async with driver.generate_stream(req) as stream:`` and
         ``async for chunk in stream``; a bare ``async for`` works too. With a cache, a cached
-        answer is replayed as a stream (``stream.cached`` is True)."""
+        answer is replayed as a stream (``stream.cached`` is True); with ``fallbacks``, the next
+        route is tried while nothing has been delivered."""
+        if self._fallback is not None:
+            return self._fallback.generate_stream(request)
+        return self._stream_route(request)
+
+    def _stream_route(self, request: GenerateRequest) -> HuggingFaceStream | CachedStream:
         body, payload = self._encode(request, stream=True)
         self._check_token()
         if self._cache is not None:
@@ -367,3 +398,33 @@ class HuggingFaceDriver:
         )
         self._streams.add(stream)
         return stream
+
+
+class _ModelRoute:
+    """One fallback route of a :class:`HuggingFaceDriver`: the same driver, another model."""
+
+    def __init__(self, driver: HuggingFaceDriver, model: str | None) -> None:
+        self._driver = driver
+        self.model = model
+
+    def _request(self, request: GenerateRequest) -> GenerateRequest:
+        if self.model is None:
+            return request
+        # A route names its provider itself (`org/model:provider`): no other routing applies.
+        routing = None if ":" in self.model else request.routing
+        return attrs.evolve(request, model=self.model, routing=routing)
+
+    async def generate(self, request: GenerateRequest) -> GenerateResponse:
+        return await self._driver._generate_route(self._request(request))
+
+    def generate_stream(self, request: GenerateRequest) -> HuggingFaceStream | CachedStream:
+        return self._driver._stream_route(self._request(request))
+
+    async def aclose(self) -> None:
+        return None  # the driver closes itself
+
+    async def __aenter__(self) -> _ModelRoute:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None

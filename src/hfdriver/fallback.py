@@ -1,0 +1,275 @@
+"""Fallback across providers and models: :class:`FallbackDriver`, itself a :class:`Driver`.
+
+Routes are tried in order. A route that fails in a way another route may not (out of credits,
+rate-limited after its own retries, overloaded, loading, a server error, a timeout, a connection
+failure, the model not served or not found) hands the request to the next one, with one WARNING.
+A failure that would happen everywhere (``INVALID_REQUEST``, ``AUTHENTICATION``, ``VALIDATION``,
+``BAD_REQUEST``, ``PERMISSION``, content errors) is raised at once. A stream falls back only
+while nothing has reached the caller; after its first chunk an error is the caller's.
+
+A route that failed ``trip_after`` times in a row is skipped for ``cooldown`` seconds (a small
+circuit breaker) and tried again after it; when every route is cooling down they are all tried.
+When every route fails, one error of the last kind lists each route and why it failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+import attrs
+
+from hfdriver.driver import Driver, ResponseStream
+from hfdriver.dto.request import GenerateRequest
+from hfdriver.dto.response import GenerateResponse, RouteFailure
+from hfdriver.dto.stream import StreamChunk
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
+
+__all__ = ["FALLBACK_KINDS", "FallbackDriver", "FallbackStream", "Route"]
+
+logger = logging.getLogger("hfdriver")
+
+K = HuggingFaceErrorKind
+FALLBACK_KINDS = frozenset(
+    {
+        K.PAYMENT_REQUIRED,
+        K.RATE_LIMITED,
+        K.OVERLOADED,
+        K.MODEL_LOADING,
+        K.SERVER,
+        K.TIMEOUT,
+        K.CONNECTION,
+        K.MODEL_NOT_SUPPORTED,
+        K.NOT_FOUND,
+    }
+)
+"""Failures that another route may not have: the request moves on to the next route."""
+
+
+@attrs.define(slots=True)
+class Route:
+    """One route: a name (for logs and errors) and the driver that serves it, with its breaker."""
+
+    name: str
+    driver: Driver
+    failures: int = 0
+    open_until: float = 0.0
+
+
+class FallbackDriver:
+    """Try ``drivers`` in order (see the module docstring).
+
+    Args:
+        drivers: the routes, as drivers, or ``(name, driver)`` pairs; a driver's name defaults to
+            its ``model`` / ``base_url``.
+        cooldown: seconds a tripped route is skipped.
+        trip_after: failures in a row that trip a route.
+
+    The answer names its route in ``response.route`` and the routes that failed before it in
+    ``response.failed_routes``. Closing the driver closes every route's driver.
+    """
+
+    def __init__(
+        self,
+        drivers: Sequence[Driver | tuple[str, Driver]],
+        *,
+        cooldown: float = 30.0,
+        trip_after: int = 2,
+    ) -> None:
+        if not drivers:
+            raise HuggingFaceError(K.CONFIG, "FallbackDriver needs at least one driver")
+        if not cooldown >= 0 or trip_after < 1:
+            raise HuggingFaceError(K.CONFIG, "cooldown must be >= 0 seconds and trip_after >= 1")
+        self.routes = [
+            Route(*item) if isinstance(item, tuple) else Route(_name_of(item, index), item)
+            for index, item in enumerate(drivers)
+        ]
+        self.cooldown = cooldown
+        self.trip_after = trip_after
+
+    def __repr__(self) -> str:
+        return f"FallbackDriver({[r.name for r in self.routes]!r})"
+
+    def __getattr__(self, name: str) -> Any:
+        # `model`, `validate_token`... of the first route (the primary one).
+        return getattr(self.routes[0].driver, name)
+
+    # ------------------------------------------------------------------ routing
+    def order(self) -> list[Route]:
+        """The routes to try now: those not cooling down, in order (all of them if none is)."""
+        now = time.monotonic()
+        ready = [r for r in self.routes if r.open_until <= now]
+        return ready or list(self.routes)
+
+    def succeeded(self, route: Route) -> None:
+        route.failures = 0
+        route.open_until = 0.0
+
+    def failed(self, route: Route, error: HuggingFaceError, following: Route | None) -> None:
+        route.failures += 1
+        if route.failures >= self.trip_after:
+            route.open_until = time.monotonic() + self.cooldown
+        if following is not None:
+            logger.warning(
+                "hfdriver: route %s failed with %s (%s); falling back to %s",
+                route.name,
+                error.kind.name,
+                error.message,
+                following.name,
+                extra={"hf_kind": error.kind.name, "hf_route": route.name, "hf_next_route": following.name},
+            )
+
+    @staticmethod
+    def falls_back(error: BaseException) -> bool:
+        return isinstance(error, HuggingFaceError) and error.kind in FALLBACK_KINDS
+
+    @staticmethod
+    def exhausted(failures: list[RouteFailure], last: HuggingFaceError) -> HuggingFaceError:
+        listing = "; ".join(f"{f.route}: {f.kind} ({f.message})" for f in failures)
+        return HuggingFaceError(
+            last.kind,
+            f"every route failed: {listing}",
+            status=last.status,
+            request_id=last.request_id,
+            provider=last.provider,
+            retry_after=last.retry_after,
+            retryable=last.retryable,
+        )
+
+    # ------------------------------------------------------------------ the Driver protocol
+    async def generate(self, request: GenerateRequest) -> GenerateResponse:
+        failures: list[RouteFailure] = []
+        order = self.order()
+        for index, route in enumerate(order):
+            try:
+                response = await route.driver.generate(request)
+            except HuggingFaceError as exc:
+                if not self.falls_back(exc):
+                    raise
+                failures.append(RouteFailure(route=route.name, kind=exc.kind.name, message=exc.message))
+                following = order[index + 1] if index + 1 < len(order) else None
+                self.failed(route, exc, following)
+                if following is None:
+                    raise self.exhausted(failures, exc) from exc
+                continue
+            self.succeeded(route)
+            return attrs.evolve(response, route=route.name, failed_routes=tuple(failures))
+        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    def generate_stream(self, request: GenerateRequest) -> FallbackStream:
+        return FallbackStream(self, request)
+
+    async def aclose(self) -> None:
+        errors = []
+        for route in self.routes:
+            try:
+                await route.driver.aclose()
+            except Exception as exc:  # noqa: PERF203 - close every route, whatever one does
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    async def __aenter__(self) -> FallbackDriver:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+def _name_of(driver: Driver, index: int) -> str:
+    for attr in ("model", "base_url"):
+        value = getattr(driver, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return f"route {index + 1}"
+
+
+class FallbackStream:
+    """A stream that opens on the first route able to deliver its first chunk."""
+
+    def __init__(self, owner: FallbackDriver, request: GenerateRequest) -> None:
+        self._owner = owner
+        self._request = request
+        self._inner: ResponseStream | None = None
+        self._route: Route | None = None
+        self._first: StreamChunk | None = None
+        self._opened = False
+        self._ended = False
+        self.failed_routes: tuple[RouteFailure, ...] = ()
+
+    @property
+    def route(self) -> str | None:
+        """The route that is answering."""
+        return self._route.name if self._route is not None else None
+
+    async def _open(self) -> None:
+        self._opened = True
+        owner = self._owner
+        failures: list[RouteFailure] = []
+        order = owner.order()
+        for index, route in enumerate(order):
+            stream = route.driver.generate_stream(self._request)
+            try:
+                await stream.__aenter__()
+                try:
+                    first: StreamChunk | None = await stream.__anext__()
+                except StopAsyncIteration:
+                    first = None
+            except HuggingFaceError as exc:
+                await stream.aclose()
+                if not owner.falls_back(exc):
+                    raise
+                failures.append(RouteFailure(route=route.name, kind=exc.kind.name, message=exc.message))
+                following = order[index + 1] if index + 1 < len(order) else None
+                owner.failed(route, exc, following)
+                if following is None:
+                    raise owner.exhausted(failures, exc) from exc
+                continue
+            except BaseException:
+                await stream.aclose()
+                raise
+            owner.succeeded(route)
+            self._inner, self._route, self._first = stream, route, first
+            self._ended = first is None
+            self.failed_routes = tuple(failures)
+            return
+
+    def __aiter__(self) -> FallbackStream:
+        return self
+
+    async def __anext__(self) -> StreamChunk:
+        if not self._opened:
+            await self._open()
+        first, self._first = self._first, None
+        if first is not None:
+            return first
+        if self._ended or self._inner is None:
+            raise StopAsyncIteration
+        return await self._inner.__anext__()  # after the first chunk, errors are the caller's
+
+    async def __aenter__(self) -> FallbackStream:
+        if not self._opened:
+            await self._open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        self._ended = True
+        if self._inner is not None:
+            await self._inner.aclose()
+
+    async def collect(self) -> GenerateResponse:
+        async for _ in self:
+            pass
+        assert self._inner is not None
+        response = await self._inner.collect()
+        return attrs.evolve(response, route=self.route, failed_routes=self.failed_routes)
