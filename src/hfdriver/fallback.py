@@ -122,6 +122,19 @@ class FallbackDriver:
                 extra={"hf_kind": error.kind.name, "hf_route": route.name, "hf_next_route": following.name},
             )
 
+    def give_up_or_next(
+        self, failures: list[RouteFailure], order: list[Route], index: int, error: HuggingFaceError
+    ) -> None:
+        """Record that ``order[index]`` failed with ``error``; raise unless a route follows it."""
+        if not self.falls_back(error):
+            raise error
+        route = order[index]
+        failures.append(RouteFailure(route=route.name, kind=error.kind.name, message=error.message))
+        following = order[index + 1] if index + 1 < len(order) else None
+        self.failed(route, error, following)
+        if following is None:
+            raise self.exhausted(failures, error) from error
+
     @staticmethod
     def falls_back(error: BaseException) -> bool:
         return isinstance(error, HuggingFaceError) and error.kind in FALLBACK_KINDS
@@ -147,13 +160,7 @@ class FallbackDriver:
             try:
                 response = await route.driver.generate(request)
             except HuggingFaceError as exc:
-                if not self.falls_back(exc):
-                    raise
-                failures.append(RouteFailure(route=route.name, kind=exc.kind.name, message=exc.message))
-                following = order[index + 1] if index + 1 < len(order) else None
-                self.failed(route, exc, following)
-                if following is None:
-                    raise self.exhausted(failures, exc) from exc
+                self.give_up_or_next(failures, order, index, exc)
                 continue
             self.succeeded(route)
             return attrs.evolve(response, route=route.name, failed_routes=tuple(failures))
@@ -222,13 +229,7 @@ class FallbackStream:
                     first = None
             except HuggingFaceError as exc:
                 await stream.aclose()
-                if not owner.falls_back(exc):
-                    raise
-                failures.append(RouteFailure(route=route.name, kind=exc.kind.name, message=exc.message))
-                following = order[index + 1] if index + 1 < len(order) else None
-                owner.failed(route, exc, following)
-                if following is None:
-                    raise owner.exhausted(failures, exc) from exc
+                owner.give_up_or_next(failures, order, index, exc)
                 continue
             except BaseException:
                 await stream.aclose()
