@@ -22,6 +22,7 @@ from hfdriver.fallback import FallbackDriver, FallbackStream
 from hfdriver.hub import ROUTER_URL, PriceBook, router_price_book
 from hfdriver.huggingface._stream import HuggingFaceStream
 from hfdriver.openai import DEFAULT_MAX_EVENT_BYTES, parse_response, to_payload
+from hfdriver.telemetry import InstrumentedStream, start_chat
 from hfdriver.transport import (
     DEFAULT_MAX_BODY_BYTES,
     ClientSession,
@@ -323,9 +324,27 @@ class HuggingFaceDriver:
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
         """Send ``request`` and return the whole answer (retried per the :class:`RetryPolicy`;
         then, with ``fallbacks``, on the next route)."""
-        if self._fallback is not None:
-            return await self._fallback.generate(request)
-        return await self._generate_route(request)
+        call = start_chat(request, model=self._model_of(request), base_url=self.base_url)
+        if call is None:  # telemetry off: nothing else to do
+            if self._fallback is not None:
+                return await self._fallback.generate(request)
+            return await self._generate_route(request)
+        call.enter()
+        try:
+            if self._fallback is not None:
+                response = await self._fallback.generate(request)
+            else:
+                response = await self._generate_route(request)
+        except BaseException as exc:
+            call.end(error=exc)
+            raise
+        call.end(response)
+        return response
+
+    def _model_of(self, request: GenerateRequest) -> str:
+        model = getattr(request, "model", None) or self.model or "unknown"
+        routing = getattr(request, "routing", None) or self.routing
+        return f"{model}:{routing}" if routing and ":" not in model else model
 
     async def _generate_route(self, request: GenerateRequest) -> GenerateResponse:
         body, payload = self._encode(request, stream=False)
@@ -363,14 +382,20 @@ class HuggingFaceDriver:
             ) from None
         return parse_response(data, provider=provider, request_id=request_id, token=self._token)
 
-    def generate_stream(self, request: GenerateRequest) -> HuggingFaceStream | CachedStream | FallbackStream:
+    def generate_stream(
+        self, request: GenerateRequest
+    ) -> HuggingFaceStream | CachedStream | FallbackStream | InstrumentedStream:
         """Stream the answer. Use ``async with driver.generate_stream(req) as stream:`` and
         ``async for chunk in stream``; a bare ``async for`` works too. With a cache, a cached
         answer is replayed as a stream (``stream.cached`` is True); with ``fallbacks``, the next
         route is tried while nothing has been delivered."""
-        if self._fallback is not None:
-            return self._fallback.generate_stream(request)
-        return self._stream_route(request)
+        stream = (
+            self._fallback.generate_stream(request)
+            if self._fallback is not None
+            else self._stream_route(request)
+        )
+        call = start_chat(request, model=self._model_of(request), base_url=self.base_url, stream=True)
+        return stream if call is None else InstrumentedStream(stream, call)
 
     def _stream_route(self, request: GenerateRequest) -> HuggingFaceStream | CachedStream:
         body, payload = self._encode(request, stream=True)

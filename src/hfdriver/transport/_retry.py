@@ -25,6 +25,7 @@ import attrs
 import tenacity
 
 from hfdriver.errors import HuggingFaceError
+from hfdriver.telemetry import current_call
 from hfdriver.transport._policy import RetryPolicy
 
 __all__ = [
@@ -127,6 +128,9 @@ def get_on_retry_hooks() -> tuple[RetryHook, ...]:
 
 
 def _run_hooks(details: RetryDetails) -> None:
+    call = current_call()
+    if call is not None:  # an OpenTelemetry span is recording this call: a retry event on it
+        call.retry(details)
     for hook in _hooks:
         try:
             hook(details)

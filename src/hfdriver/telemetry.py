@@ -1,0 +1,282 @@
+"""OpenTelemetry GenAI spans and metrics (extra ``otel``: ``opentelemetry-api`` only).
+
+Every ``generate`` / ``generate_stream`` of :class:`~hfdriver.HuggingFaceDriver` makes a CLIENT span
+named ``chat {model}`` with the GenAI semantic conventions' attributes (operation, provider,
+request model and parameters, response model, id and finish reasons, token usage, ``error.type``),
+retries as ``hfdriver.retry`` span events carrying what the retry hooks receive, and records
+``gen_ai.client.operation.duration``, ``gen_ai.client.token.usage`` and, for streams,
+``gen_ai.client.operation.time_to_first_chunk``. Prompt and completion text are never recorded.
+
+Nothing happens — no span object, no attribute built — when ``opentelemetry-api`` is not
+installed or when neither a tracer provider nor a meter provider has been set.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from hfdriver._version import __version__
+from hfdriver.dto.request import GenerateRequest
+from hfdriver.dto.response import GenerateResponse
+from hfdriver.errors import HuggingFaceError
+
+__all__ = ["ChatCall", "InstrumentedStream", "current_call", "start_chat"]
+
+_trace: Any
+_metrics: Any
+try:  # the API only: the SDK (exporters, processors) is the application's choice
+    from opentelemetry import metrics as _metrics
+    from opentelemetry import trace as _trace
+except ImportError:  # pragma: no cover - exercised without the extra
+    _trace = None
+    _metrics = None
+
+_CURRENT: contextvars.ContextVar[ChatCall | None] = contextvars.ContextVar("hfdriver_otel_call", default=None)
+_instruments: dict[str, Any] = {}
+
+
+def _enabled() -> bool:
+    if _trace is None:
+        return False
+    tracing = type(_trace.get_tracer_provider()).__name__ != "ProxyTracerProvider"
+    metering = type(_metrics.get_meter_provider()).__name__ != "_ProxyMeterProvider"
+    return tracing or metering
+
+
+def _instrument(name: str) -> Any:
+    found = _instruments.get(name)
+    if found is None:
+        meter = _metrics.get_meter("hfdriver", __version__)
+        tracer = _trace.get_tracer("hfdriver", __version__)
+        _instruments.update(
+            tracer=tracer,
+            duration=meter.create_histogram(
+                "gen_ai.client.operation.duration", unit="s", description="GenAI operation duration"
+            ),
+            tokens=meter.create_histogram(
+                "gen_ai.client.token.usage", unit="{token}", description="Tokens used by GenAI operations"
+            ),
+            first_chunk=meter.create_histogram(
+                "gen_ai.client.operation.time_to_first_chunk",
+                unit="s",
+                description="Time to the first chunk of a streamed answer",
+            ),
+        )
+        found = _instruments[name]
+    return found
+
+
+def current_call() -> ChatCall | None:
+    """The call in progress in this context (retry events attach to its span)."""
+    return _CURRENT.get()
+
+
+class ChatCall:
+    """One instrumented chat operation: its span and what its metrics need."""
+
+    __slots__ = ("_attributes", "_ended", "_started", "_token", "span", "streaming")
+
+    def __init__(self, span: Any, attributes: dict[str, Any], streaming: bool) -> None:
+        self.span = span
+        self._attributes = attributes
+        self._started = time.perf_counter()
+        self._ended = False
+        self.streaming = streaming
+        self._token: contextvars.Token[ChatCall | None] | None = None
+
+    def enter(self) -> None:
+        """Make this the context's current call (retries report to it) until :meth:`leave`."""
+        self._token = _CURRENT.set(self)
+
+    def leave(self) -> None:
+        token, self._token = self._token, None
+        if token is not None:
+            try:
+                _CURRENT.reset(token)
+            except ValueError:  # left from another context (a stream closed elsewhere)
+                _CURRENT.set(None)
+
+    def retry(self, details: Any) -> None:
+        self.span.add_event(
+            "hfdriver.retry",
+            {
+                "hfdriver.retry.what": details.what,
+                "hfdriver.retry.attempt": details.attempt,
+                "hfdriver.retry.attempts": details.attempts,
+                "hfdriver.retry.wait_s": details.wait,
+                "error.type": details.kind.lower(),
+                **({"http.response.status_code": details.status} if details.status else {}),
+                **({"hfdriver.request_id": details.request_id} if details.request_id else {}),
+                **({"hfdriver.inference_provider": details.provider} if details.provider else {}),
+            },
+        )
+
+    def first_chunk(self) -> None:
+        elapsed = time.perf_counter() - self._started
+        self.span.set_attribute("hfdriver.time_to_first_chunk_s", elapsed)
+        _instrument("first_chunk").record(elapsed, self._attributes)
+
+    def end(
+        self,
+        response: GenerateResponse | None = None,
+        error: BaseException | None = None,
+        *,
+        abandoned: bool = False,
+    ) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        self.leave()
+        span = self.span
+        attributes = dict(self._attributes)
+        if response is not None:
+            if response.model:
+                span.set_attribute("gen_ai.response.model", response.model)
+                attributes["gen_ai.response.model"] = response.model
+            if response.id:
+                span.set_attribute("gen_ai.response.id", response.id)
+            reasons = [str(o.finish_reason) for o in response.outputs if o.finish_reason is not None]
+            if reasons:
+                span.set_attribute("gen_ai.response.finish_reasons", reasons)
+            if response.provider:
+                span.set_attribute("hfdriver.inference_provider", response.provider)
+            if response.route:
+                span.set_attribute("hfdriver.route", response.route)
+                span.set_attribute("hfdriver.failed_routes", [f.route for f in response.failed_routes])
+            if response.cached:
+                span.set_attribute("hfdriver.cached", True)
+            usage = response.usage
+            if usage is not None:
+                span.set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
+                span.set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
+                tokens = _instrument("tokens")
+                tokens.record(usage.prompt_tokens, {**attributes, "gen_ai.token.type": "input"})
+                tokens.record(usage.completion_tokens, {**attributes, "gen_ai.token.type": "output"})
+        if abandoned:
+            span.set_attribute("hfdriver.stream.abandoned", True)
+        if error is not None:
+            kind = error.kind.value if isinstance(error, HuggingFaceError) else type(error).__qualname__
+            span.set_attribute("error.type", kind)
+            attributes["error.type"] = kind
+            span.set_status(_trace.Status(_trace.StatusCode.ERROR, str(error)[:200]))
+            if isinstance(error, HuggingFaceError):
+                if error.status is not None:
+                    span.set_attribute("http.response.status_code", error.status)
+                if error.request_id:
+                    span.set_attribute("hfdriver.request_id", error.request_id)
+        _instrument("duration").record(time.perf_counter() - self._started, attributes)
+        span.end()
+
+
+def start_chat(
+    request: GenerateRequest,
+    *,
+    model: str,
+    base_url: str,
+    provider: str = "huggingface",
+    stream: bool = False,
+) -> ChatCall | None:
+    """Begin instrumenting one chat call; ``None`` (and no cost) when telemetry is off."""
+    if not _enabled():
+        return None
+    url = urlsplit(base_url)
+    attributes: dict[str, Any] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": provider,
+        "gen_ai.request.model": model,
+    }
+    if url.hostname:
+        attributes["server.address"] = url.hostname
+        attributes["server.port"] = url.port or (443 if url.scheme == "https" else 80)
+    parameters = (
+        ("gen_ai.request.max_tokens", request.max_tokens),
+        ("gen_ai.request.temperature", request.temperature),
+        ("gen_ai.request.top_p", request.top_p),
+        ("gen_ai.request.seed", request.seed),
+        ("gen_ai.request.frequency_penalty", request.frequency_penalty),
+        ("gen_ai.request.presence_penalty", request.presence_penalty),
+    )
+    span_attributes = {**attributes, **{key: value for key, value in parameters if value is not None}}
+    if request.stop:
+        span_attributes["gen_ai.request.stop_sequences"] = list(request.stop)
+    if stream:
+        span_attributes["hfdriver.stream"] = True
+    span = _instrument("tracer").start_span(
+        f"chat {model}", kind=_trace.SpanKind.CLIENT, attributes=span_attributes
+    )
+    return ChatCall(span, attributes, stream)
+
+
+class InstrumentedStream:
+    """A stream whose chunks, end, error or abandonment close its :class:`ChatCall`."""
+
+    def __init__(self, inner: Any, call: ChatCall) -> None:
+        self._inner = inner
+        self._call = call
+        self._first = True
+
+    def __getattr__(self, name: str) -> Any:  # cached, route, provider, request_id, response()...
+        return getattr(self._inner, name)
+
+    @property
+    def pending(self) -> int:
+        return int(getattr(self._inner, "pending", 0))
+
+    def _so_far(self) -> GenerateResponse | None:
+        response = getattr(self._inner, "response", None)
+        return response() if callable(response) else None
+
+    def __aiter__(self) -> InstrumentedStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        call = self._call
+        call.enter()
+        try:
+            chunk = await self._inner.__anext__()
+        except StopAsyncIteration:
+            call.end(self._so_far())
+            raise
+        except BaseException as exc:
+            call.end(self._so_far(), error=exc)
+            raise
+        finally:
+            call.leave()
+        if self._first:
+            self._first = False
+            call.first_chunk()
+        return chunk
+
+    async def __aenter__(self) -> InstrumentedStream:
+        call = self._call
+        call.enter()
+        try:
+            await self._inner.__aenter__()
+        except BaseException as exc:
+            call.end(error=exc)
+            raise
+        finally:
+            call.leave()
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if not self._call._ended:
+            self._call.end(self._so_far(), abandoned=True)
+        await self._inner.aclose()
+
+    async def collect(self) -> GenerateResponse:
+        async for _ in self:
+            pass
+        response: GenerateResponse = await self._inner.collect()
+        return response
+
+    def __del__(self) -> None:
+        call = getattr(self, "_call", None)
+        if call is not None and not call._ended:
+            call.end(abandoned=True)
