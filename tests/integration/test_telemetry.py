@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -25,12 +25,12 @@ READER = InMemoryMetricReader()
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _providers() -> Iterator[None]:
+def _providers() -> None:
+    # Global and set once per process (OpenTelemetry refuses to replace them).
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(SPANS))
     trace.set_tracer_provider(provider)
     metrics.set_meter_provider(MeterProvider(metric_readers=[READER]))
-    yield
 
 
 @pytest.fixture(autouse=True)
