@@ -38,12 +38,25 @@ _CURRENT: contextvars.ContextVar[ChatCall | None] = contextvars.ContextVar("hfdr
 _instruments: dict[str, Any] = {}
 
 
+_state = {"enabled": False, "checked": -1.0}
+
+
 def _enabled() -> bool:
+    """Whether a tracer or meter provider is set. Providers are set once per process and never
+    unset: once on, it stays on; while off, it is looked at again at most once a second."""
     if _trace is None:
         return False
+    state = _state
+    if state["enabled"]:
+        return True
+    now = time.monotonic()
+    if now - state["checked"] < 1.0:
+        return False
+    state["checked"] = now
     tracing = type(_trace.get_tracer_provider()).__name__ != "ProxyTracerProvider"
     metering = type(_metrics.get_meter_provider()).__name__ != "_ProxyMeterProvider"
-    return tracing or metering
+    state["enabled"] = bool(tracing or metering)
+    return bool(state["enabled"])
 
 
 def _instrument(name: str) -> Any:

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
-from hfdriver import GenerateRequest, HuggingFaceDriver, RetryPolicy  # noqa: E402
+from hfdriver import GenerateRequest, HuggingFaceDriver, RetryPolicy, telemetry  # noqa: E402
 from hfdriver.errors import HuggingFaceError  # noqa: E402
 from hfdriver.testing import FakeResponse, FakeRouter  # noqa: E402
 
@@ -31,6 +31,7 @@ def _providers() -> None:
     provider.add_span_processor(SimpleSpanProcessor(SPANS))
     trace.set_tracer_provider(provider)
     metrics.set_meter_provider(MeterProvider(metric_readers=[READER]))
+    telemetry._state["checked"] = -1.0  # look again now, not within the second
 
 
 @pytest.fixture(autouse=True)
@@ -113,10 +114,12 @@ async def test_retries_are_span_events(router: FakeRouter) -> None:
 
 async def test_a_stream_abandoned_halfway(router: FakeRouter) -> None:
     router.enqueue(FakeResponse.stream(["one", " two", " three", " four"]))
-    async with HuggingFaceDriver("hf_x", base_url=router.base_url) as driver:
-        async with driver.generate_stream(req()) as stream:
-            await stream.__anext__()
-            await stream.__anext__()
+    async with (
+        HuggingFaceDriver("hf_x", base_url=router.base_url) as driver,
+        driver.generate_stream(req()) as stream,
+    ):
+        await stream.__anext__()
+        await stream.__anext__()
     span = only_span()
     assert span.attributes["hfdriver.stream"] is True
     assert span.attributes["hfdriver.stream.abandoned"] is True
@@ -125,9 +128,11 @@ async def test_a_stream_abandoned_halfway(router: FakeRouter) -> None:
 
 
 async def test_a_stream_read_to_the_end(router: FakeRouter) -> None:
-    async with HuggingFaceDriver("hf_x", base_url=router.base_url) as driver:
-        async with driver.generate_stream(req("a b c")) as stream:
-            text = "".join([c.text async for c in stream])
+    async with (
+        HuggingFaceDriver("hf_x", base_url=router.base_url) as driver,
+        driver.generate_stream(req("a b c")) as stream,
+    ):
+        text = "".join([c.text async for c in stream])
     assert text == "echo: a b c"
     span = only_span()
     assert "hfdriver.stream.abandoned" not in span.attributes
@@ -143,3 +148,17 @@ async def test_the_fallback_span_names_the_route(router: FakeRouter) -> None:
     span = only_span()
     assert span.attributes["hfdriver.route"] == f"{MODEL}:together"
     assert list(span.attributes["hfdriver.failed_routes"]) == ["the request's model"]
+
+
+def test_nothing_is_created_without_a_provider() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from hfdriver import GenerateRequest, telemetry\n"
+        "request = GenerateRequest.builder().model('m/x').user('hi').build()\n"
+        "assert telemetry.start_chat(request, model='m/x', base_url='http://127.0.0.1:1/v1') is None\n"
+        "assert telemetry._instruments == {}  # no tracer, no meter, no instrument was made\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
