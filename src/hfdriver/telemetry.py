@@ -13,6 +13,7 @@ installed or when neither a tracer provider nor a meter provider has been set.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import time
 from typing import Any
@@ -27,12 +28,13 @@ __all__ = ["ChatCall", "InstrumentedStream", "current_call", "start_chat"]
 
 _trace: Any
 _metrics: Any
+_context: Any
 try:  # the API only: the SDK (exporters, processors) is the application's choice
+    from opentelemetry import context as _context
     from opentelemetry import metrics as _metrics
     from opentelemetry import trace as _trace
 except ImportError:  # pragma: no cover - exercised without the extra
-    _trace = None
-    _metrics = None
+    _trace = _metrics = _context = None
 
 _CURRENT: contextvars.ContextVar[ChatCall | None] = contextvars.ContextVar("hfdriver_otel_call", default=None)
 _instruments: dict[str, Any] = {}
@@ -90,7 +92,7 @@ def current_call() -> ChatCall | None:
 class ChatCall:
     """One instrumented chat operation: its span and what its metrics need."""
 
-    __slots__ = ("_attributes", "_ended", "_started", "_token", "span", "streaming")
+    __slots__ = ("_attributes", "_context", "_ended", "_started", "_token", "span", "streaming")
 
     def __init__(self, span: Any, attributes: dict[str, Any], streaming: bool) -> None:
         self.span = span
@@ -99,10 +101,13 @@ class ChatCall:
         self._ended = False
         self.streaming = streaming
         self._token: contextvars.Token[ChatCall | None] | None = None
+        self._context: Any = None
 
     def enter(self) -> None:
-        """Make this the context's current call (retries report to it) until :meth:`leave`."""
+        """Make this the context's current call and span (retries report to it, spans started
+        inside — a fallback's routes, serve's driver — are its children) until :meth:`leave`."""
         self._token = _CURRENT.set(self)
+        self._context = _context.attach(_trace.set_span_in_context(self.span))
 
     def leave(self) -> None:
         token, self._token = self._token, None
@@ -111,6 +116,10 @@ class ChatCall:
                 _CURRENT.reset(token)
             except ValueError:  # left from another context (a stream closed elsewhere)
                 _CURRENT.set(None)
+        attached, self._context = self._context, None
+        if attached is not None:
+            with contextlib.suppress(Exception):  # another context: nothing of ours is attached there
+                _context.detach(attached)
 
     def retry(self, details: Any) -> None:
         self.span.add_event(
@@ -191,8 +200,10 @@ def start_chat(
     base_url: str,
     provider: str = "huggingface",
     stream: bool = False,
+    server: bool = False,
 ) -> ChatCall | None:
-    """Begin instrumenting one chat call; ``None`` (and no cost) when telemetry is off."""
+    """Begin instrumenting one chat call (``server``: one ``hfdriver serve`` received);
+    ``None`` (and no cost) when telemetry is off."""
     if not _enabled():
         return None
     url = urlsplit(base_url)
@@ -217,9 +228,8 @@ def start_chat(
         span_attributes["gen_ai.request.stop_sequences"] = list(request.stop)
     if stream:
         span_attributes["hfdriver.stream"] = True
-    span = _instrument("tracer").start_span(
-        f"chat {model}", kind=_trace.SpanKind.CLIENT, attributes=span_attributes
-    )
+    kind = _trace.SpanKind.SERVER if server else _trace.SpanKind.CLIENT
+    span = _instrument("tracer").start_span(f"chat {model}", kind=kind, attributes=span_attributes)
     return ChatCall(span, attributes, stream)
 
 

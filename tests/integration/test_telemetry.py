@@ -162,3 +162,47 @@ def test_nothing_is_created_without_a_provider() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+async def test_serve_makes_a_server_span_with_the_driver_span_inside(router: FakeRouter) -> None:
+    import aiohttp
+
+    from hfdriver.server import OpenAIServer
+
+    driver = HuggingFaceDriver("hf_x", base_url=router.base_url, model=MODEL)
+    async with OpenAIServer(driver, port=0) as server, aiohttp.ClientSession() as session:
+        for stream in (False, True):
+            body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+            async with session.post(f"{server.base_url}/chat/completions", json=body) as resp:
+                assert resp.status == 200
+                await resp.read()
+    await driver.aclose()
+    spans = SPANS.get_finished_spans()
+    servers = [s for s in spans if s.kind is trace.SpanKind.SERVER]
+    clients = [s for s in spans if s.kind is trace.SpanKind.CLIENT]
+    assert len(servers) == 2 and len(clients) == 2
+    for server_span in servers:
+        child = next(
+            c for c in clients if c.parent is not None and c.parent.span_id == server_span.context.span_id
+        )
+        assert child.context.trace_id == server_span.context.trace_id
+        assert list(server_span.attributes["gen_ai.response.finish_reasons"]) == ["stop"]
+    # The unary request reports usage (the streamed one did not ask for it: stream_options).
+    assert any(s.attributes.get("gen_ai.usage.output_tokens") for s in servers)
+
+
+async def test_local_driver_spans() -> None:
+    pytest.importorskip("llama_cpp", reason="the local extra runs the embedded model")
+    from hfdriver.local import LocalDriver
+
+    request = GenerateRequest.builder().user("Hi").max_tokens(4).temperature(0).build()
+    async with LocalDriver.default(threads=2) as local:
+        await local.generate(request)
+        async with local.generate_stream(request) as stream:
+            async for _ in stream:
+                pass
+    spans = SPANS.get_finished_spans()
+    assert len(spans) == 2
+    assert all(s.attributes["gen_ai.provider.name"] == "llama_cpp" for s in spans)
+    assert spans[1].attributes["hfdriver.stream"] is True
+    assert all(s.attributes["gen_ai.usage.output_tokens"] > 0 for s in spans)

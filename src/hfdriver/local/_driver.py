@@ -20,6 +20,7 @@ from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 from hfdriver.local._stream import END, Channel, LocalStream, generate_sync
 from hfdriver.local._transcript import TRANSCRIPT, TRANSCRIPT_STOP, as_chat_chunk, render_transcript
 from hfdriver.openai import to_payload
+from hfdriver.telemetry import InstrumentedStream, start_chat
 
 __all__ = ["LocalDriver"]
 
@@ -320,12 +321,33 @@ class LocalDriver:
 
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
         """Generate a whole answer (runs llama.cpp in a worker thread)."""
-        stream = self.generate_stream(request)
-        async with stream:
-            return await stream.collect()
+        stream = self._stream(request)
+        call = start_chat(request, model=self._span_model(request), base_url="local:", provider="llama_cpp")
+        if call is None:
+            async with stream:
+                return await stream.collect()
+        call.enter()
+        try:
+            async with stream:
+                response = await stream.collect()
+        except BaseException as exc:
+            call.end(error=exc)
+            raise
+        call.end(response)
+        return response
 
-    def generate_stream(self, request: GenerateRequest) -> LocalStream:
+    def generate_stream(self, request: GenerateRequest) -> LocalStream | InstrumentedStream:
         """Stream an answer token by token; abandoning the stream stops generation."""
+        stream = self._stream(request)
+        call = start_chat(
+            request, model=self._span_model(request), base_url="local:", provider="llama_cpp", stream=True
+        )
+        return stream if call is None else InstrumentedStream(stream, call)
+
+    def _span_model(self, request: GenerateRequest) -> str:
+        return str(getattr(request, "model", None) or self.model or "local")
+
+    def _stream(self, request: GenerateRequest) -> LocalStream:
         self._check(request)
         return LocalStream(functools.partial(self._run, request), model=self.model)
 

@@ -26,6 +26,7 @@ from hfdriver.dto.response import Usage
 from hfdriver.errors import KINDS, HuggingFaceError, HuggingFaceErrorKind
 from hfdriver.openai import chunk_payload, request_from_payload, response_payload
 from hfdriver.server._guard import Guard
+from hfdriver.telemetry import ChatCall, InstrumentedStream, start_chat
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",
@@ -194,11 +195,29 @@ def create_app(
         generate_request, stream = request_from_payload(payload)
         call_id = f"chatcmpl-{os.urandom(12).hex()}"
         model = generate_request.model or served
+        # A SERVER span per request when OpenTelemetry is on; the driver's span is its child.
+        call = start_chat(
+            generate_request,
+            model=model,
+            base_url=f"http://{request.host}",
+            provider="hfdriver",
+            stream=stream,
+            server=True,
+        )
         if not stream:
-            response = await driver.generate(generate_request)
+            if call is not None:
+                call.enter()
+            try:
+                response = await driver.generate(generate_request)
+            except BaseException as exc:
+                if call is not None:
+                    call.end(error=exc)
+                raise
+            if call is not None:
+                call.end(response)
             answer = response_payload(response, id=call_id, created=int(time.time()), model=model)
             return web.Response(body=_dumps(answer).encode(), content_type="application/json")
-        return await _stream(request, driver, generate_request, call_id, model, state)
+        return await _stream(request, driver, generate_request, call_id, model, state, call)
 
     app = web.Application(client_max_size=max_request_bytes, middlewares=[checks_and_errors])
     app.router.add_get("/health", health)
@@ -255,8 +274,16 @@ async def _stream(
     call_id: str,
     model: str,
     state: ServerState,
+    call: ChatCall | None = None,
 ) -> web.StreamResponse:
-    stream = driver.generate_stream(generate_request)
+    if call is None:
+        stream: ResponseStream = driver.generate_stream(generate_request)
+    else:
+        call.enter()  # the driver's span starts inside the server's
+        try:
+            stream = InstrumentedStream(driver.generate_stream(generate_request), call)
+        finally:
+            call.leave()
     # Open first, so an upstream error is an ordinary HTTP error rather than a broken stream.
     await stream.__aenter__()
     response = web.StreamResponse(headers=_SSE_HEADERS)
