@@ -27,6 +27,7 @@ from hfdriver.dto.request import GenerateRequest
 from hfdriver.dto.response import GenerateResponse, RouteFailure
 from hfdriver.dto.stream import StreamChunk
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
+from hfdriver.telemetry import start_chat
 
 __all__ = ["FALLBACK_KINDS", "FallbackDriver", "FallbackStream", "Route"]
 
@@ -67,6 +68,7 @@ class FallbackDriver:
             its ``model`` / ``base_url``.
         cooldown: seconds a tripped route is skipped.
         trip_after: failures in a row that trip a route.
+        instrument: make an OpenTelemetry span around the routes' own (when telemetry is on).
 
     The answer names its route in ``response.route`` and the routes that failed before it in
     ``response.failed_routes``. Closing the driver closes every route's driver.
@@ -78,6 +80,7 @@ class FallbackDriver:
         *,
         cooldown: float = 30.0,
         trip_after: int = 2,
+        instrument: bool = True,
     ) -> None:
         if not drivers:
             raise HuggingFaceError(K.CONFIG, "FallbackDriver needs at least one driver")
@@ -89,6 +92,7 @@ class FallbackDriver:
         ]
         self.cooldown = cooldown
         self.trip_after = trip_after
+        self._instrument = instrument
 
     def __repr__(self) -> str:
         return f"FallbackDriver({[r.name for r in self.routes]!r})"
@@ -154,6 +158,23 @@ class FallbackDriver:
 
     # ------------------------------------------------------------------ the Driver protocol
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
+        call = (
+            start_chat(request, model=self.routes[0].name, base_url="fallback:", provider="hfdriver.fallback")
+            if self._instrument
+            else None
+        )
+        if call is None:
+            return await self._generate(request)
+        call.enter()  # the routes' own spans are its children
+        try:
+            response = await self._generate(request)
+        except BaseException as exc:
+            call.end(error=exc)
+            raise
+        call.end(response)
+        return response
+
+    async def _generate(self, request: GenerateRequest) -> GenerateResponse:
         failures: list[RouteFailure] = []
         order = self.order()
         for index, route in enumerate(order):

@@ -5,7 +5,9 @@ named ``chat {model}`` with the GenAI semantic conventions' attributes (operatio
 request model and parameters, response model, id and finish reasons, token usage, ``error.type``),
 retries as ``hfdriver.retry`` span events carrying what the retry hooks receive, and records
 ``gen_ai.client.operation.duration``, ``gen_ai.client.token.usage`` and, for streams,
-``gen_ai.client.operation.time_to_first_chunk``. Prompt and completion text are never recorded.
+``gen_ai.client.operation.time_to_first_chunk``. Prompt and completion text are recorded only when
+``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`` (span events ``gen_ai.<role>.message``
+and ``gen_ai.choice``).
 
 Nothing happens — no span object, no attribute built — when ``opentelemetry-api`` is not
 installed or when neither a tracer provider nor a meter provider has been set.
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
+import os
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,6 +39,14 @@ try:  # the API only: the SDK (exporters, processors) is the application's choic
     from opentelemetry import trace as _trace
 except ImportError:  # pragma: no cover - exercised without the extra
     _trace = _metrics = _context = None
+
+CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+"""Set to ``true`` to record prompts and answers as span events (off by default: they may be private)."""
+
+
+def _capture_content() -> bool:
+    return os.environ.get(CAPTURE_CONTENT_ENV, "").strip().lower() in ("1", "true", "yes")
+
 
 _CURRENT: contextvars.ContextVar[ChatCall | None] = contextvars.ContextVar("hfdriver_otel_call", default=None)
 _instruments: dict[str, Any] = {}
@@ -92,7 +104,7 @@ def current_call() -> ChatCall | None:
 class ChatCall:
     """One instrumented chat operation: its span and what its metrics need."""
 
-    __slots__ = ("_attributes", "_context", "_ended", "_started", "_token", "span", "streaming")
+    __slots__ = ("_attributes", "_capture", "_context", "_ended", "_started", "_token", "span", "streaming")
 
     def __init__(self, span: Any, attributes: dict[str, Any], streaming: bool) -> None:
         self.span = span
@@ -102,6 +114,7 @@ class ChatCall:
         self.streaming = streaming
         self._token: contextvars.Token[ChatCall | None] | None = None
         self._context: Any = None
+        self._capture = False
 
     def enter(self) -> None:
         """Make this the context's current call and span (retries report to it, spans started
@@ -177,6 +190,12 @@ class ChatCall:
                 tokens = _instrument("tokens")
                 tokens.record(usage.prompt_tokens, {**attributes, "gen_ai.token.type": "input"})
                 tokens.record(usage.completion_tokens, {**attributes, "gen_ai.token.type": "output"})
+        if self._capture and response is not None:
+            for out in response.outputs:
+                span.add_event(
+                    "gen_ai.choice",
+                    {"index": out.index, "finish_reason": str(out.finish_reason or ""), "message": out.text},
+                )
         if abandoned:
             span.set_attribute("hfdriver.stream.abandoned", True)
         if error is not None:
@@ -230,7 +249,15 @@ def start_chat(
         span_attributes["hfdriver.stream"] = True
     kind = _trace.SpanKind.SERVER if server else _trace.SpanKind.CLIENT
     span = _instrument("tracer").start_span(f"chat {model}", kind=kind, attributes=span_attributes)
-    return ChatCall(span, attributes, stream)
+    call = ChatCall(span, attributes, stream)
+    if _capture_content():  # opted in: the prompt and the answer as span events
+        call._capture = True
+        for message in request.messages:
+            span.add_event(
+                f"gen_ai.{message.role.value}.message",
+                {"role": message.role.value, "content": json.dumps(message.text, ensure_ascii=False)},
+            )
+    return call
 
 
 class InstrumentedStream:

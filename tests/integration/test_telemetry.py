@@ -206,3 +206,35 @@ async def test_local_driver_spans() -> None:
     assert all(s.attributes["gen_ai.provider.name"] == "llama_cpp" for s in spans)
     assert spans[1].attributes["hfdriver.stream"] is True
     assert all(s.attributes["gen_ai.usage.output_tokens"] > 0 for s in spans)
+
+
+async def test_content_is_recorded_only_when_opted_in(
+    router: FakeRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    async with HuggingFaceDriver("hf_x", base_url=router.base_url) as driver:
+        await driver.generate(req("private question"))
+    events = {e.name: e.attributes for e in only_span().events}
+    assert "private question" in events["gen_ai.user.message"]["content"]
+    assert events["gen_ai.choice"]["message"] == "echo: private question"
+
+
+async def test_a_fallback_driver_span_holds_its_routes(router: FakeRouter) -> None:
+    from hfdriver import FallbackDriver
+
+    router.enqueue(FakeResponse.error(402, "no credits"))
+    first = HuggingFaceDriver(
+        "hf_x", base_url=router.base_url, model="a/first", retry=RetryPolicy(attempts=1)
+    )
+    second = HuggingFaceDriver("hf_x", base_url=router.base_url, model="b/second")
+    async with FallbackDriver([first, second]) as fallback:
+        await fallback.generate(GenerateRequest.builder().user("hi").build())
+    spans = SPANS.get_finished_spans()
+    (outer,) = [s for s in spans if s.attributes["gen_ai.provider.name"] == "hfdriver.fallback"]
+    assert outer.attributes["hfdriver.route"] == "b/second"
+    assert list(outer.attributes["hfdriver.failed_routes"]) == ["a/first"]
+    routes = [s for s in spans if s is not outer]
+    assert {s.attributes["gen_ai.request.model"] for s in routes} == {"a/first", "b/second"}
+    assert all(s.parent is not None and s.parent.span_id == outer.context.span_id for s in routes)
+    failed = next(s for s in routes if s.attributes["gen_ai.request.model"] == "a/first")
+    assert failed.attributes["error.type"] == "payment_required"

@@ -158,7 +158,8 @@ class HuggingFaceDriver:
                 [
                     (model or "the request's model", _ModelRoute(self, model))
                     for model in (None, *self.fallbacks)
-                ]
+                ],
+                instrument=False,  # this driver's own span covers its routes
             )
             if self.fallbacks
             else None
