@@ -295,3 +295,11 @@ class FallbackStream:
         assert self._inner is not None
         response = await self._inner.collect()
         return attrs.evolve(response, route=self.route, failed_routes=self.failed_routes)
+
+    def response(self) -> GenerateResponse | None:
+        """What the answering route delivered so far, naming the route (None before it opened)."""
+        so_far = getattr(self._inner, "response", None)
+        if not callable(so_far):
+            return None
+        response: GenerateResponse = so_far()
+        return attrs.evolve(response, route=self.route, failed_routes=self.failed_routes)

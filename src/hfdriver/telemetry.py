@@ -142,6 +142,7 @@ class ChatCall:
                 "hfdriver.retry.attempt": details.attempt,
                 "hfdriver.retry.attempts": details.attempts,
                 "hfdriver.retry.wait_s": details.wait,
+                "hfdriver.retry.elapsed_s": details.elapsed,
                 "error.type": details.kind.lower(),
                 **({"http.response.status_code": details.status} if details.status else {}),
                 **({"hfdriver.request_id": details.request_id} if details.request_id else {}),

@@ -109,6 +109,7 @@ async def test_retries_are_span_events(router: FakeRouter) -> None:
     event = retries[0].attributes
     assert event["hfdriver.retry.attempt"] == 1 and event["hfdriver.retry.attempts"] == 3
     assert event["error.type"] == "server" and event["http.response.status_code"] == 503
+    assert event["hfdriver.retry.wait_s"] >= 0 and event["hfdriver.retry.elapsed_s"] >= 0
     assert "error.type" not in span.attributes  # the call succeeded in the end
 
 
@@ -238,3 +239,17 @@ async def test_a_fallback_driver_span_holds_its_routes(router: FakeRouter) -> No
     assert all(s.parent is not None and s.parent.span_id == outer.context.span_id for s in routes)
     failed = next(s for s in routes if s.attributes["gen_ai.request.model"] == "a/first")
     assert failed.attributes["error.type"] == "payment_required"
+
+
+async def test_a_streamed_fallback_span_names_the_route(router: FakeRouter) -> None:
+    router.enqueue(FakeResponse.error(503, "down"))
+    async with (
+        HuggingFaceDriver(
+            "hf_x", base_url=router.base_url, retry=RetryPolicy(attempts=1), fallbacks=["b/backup"]
+        ) as driver,
+        driver.generate_stream(req("x y")) as stream,
+    ):
+        assert "".join([c.text async for c in stream]) == "echo: x y"
+    span = only_span()
+    assert span.attributes["hfdriver.route"] == "b/backup"
+    assert list(span.attributes["hfdriver.failed_routes"]) == ["the request's model"]
