@@ -27,7 +27,7 @@ from hfdriver.dto.request import GenerateRequest
 from hfdriver.dto.response import GenerateResponse, RouteFailure
 from hfdriver.dto.stream import StreamChunk
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
-from hfdriver.telemetry import start_chat
+from hfdriver.telemetry import start_chat, traced
 
 __all__ = ["FALLBACK_KINDS", "FallbackDriver", "FallbackStream", "Route"]
 
@@ -163,16 +163,7 @@ class FallbackDriver:
             if self._instrument
             else None
         )
-        if call is None:
-            return await self._generate(request)
-        call.enter()  # the routes' own spans are its children
-        try:
-            response = await self._generate(request)
-        except BaseException as exc:
-            call.end(error=exc)
-            raise
-        call.end(response)
-        return response
+        return await traced(call, lambda: self._generate(request))  # the routes' spans are its children
 
     async def _generate(self, request: GenerateRequest) -> GenerateResponse:
         failures: list[RouteFailure] = []

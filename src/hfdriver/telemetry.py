@@ -20,6 +20,7 @@ import contextvars
 import json
 import os
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,7 +29,7 @@ from hfdriver.dto.request import GenerateRequest
 from hfdriver.dto.response import GenerateResponse
 from hfdriver.errors import HuggingFaceError
 
-__all__ = ["ChatCall", "InstrumentedStream", "current_call", "start_chat"]
+__all__ = ["ChatCall", "InstrumentedStream", "current_call", "start_chat", "traced"]
 
 _trace: Any
 _metrics: Any
@@ -213,6 +214,22 @@ class ChatCall:
         span.end()
 
 
+async def traced(
+    call: ChatCall | None, operation: Callable[[], Awaitable[GenerateResponse]]
+) -> GenerateResponse:
+    """Run ``operation`` as ``call``'s span (just run it when ``call`` is None: telemetry off)."""
+    if call is None:
+        return await operation()
+    call.enter()
+    try:
+        response = await operation()
+    except BaseException as exc:
+        call.end(error=exc)
+        raise
+    call.end(response)
+    return response
+
+
 def start_chat(
     request: GenerateRequest,
     *,
@@ -224,8 +241,8 @@ def start_chat(
 ) -> ChatCall | None:
     """Begin instrumenting one chat call (``server``: one ``hfdriver serve`` received);
     ``None`` (and no cost) when telemetry is off."""
-    if not _enabled():
-        return None
+    if not _enabled() or not isinstance(request, GenerateRequest):
+        return None  # not a request: the driver refuses it (INVALID_REQUEST), nothing to trace
     url = urlsplit(base_url)
     attributes: dict[str, Any] = {
         "gen_ai.operation.name": "chat",

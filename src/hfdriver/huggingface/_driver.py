@@ -22,7 +22,7 @@ from hfdriver.fallback import FallbackDriver, FallbackStream
 from hfdriver.hub import ROUTER_URL, PriceBook, router_price_book
 from hfdriver.huggingface._stream import HuggingFaceStream
 from hfdriver.openai import DEFAULT_MAX_EVENT_BYTES, parse_response, to_payload
-from hfdriver.telemetry import InstrumentedStream, start_chat
+from hfdriver.telemetry import InstrumentedStream, start_chat, traced
 from hfdriver.transport import (
     DEFAULT_MAX_BODY_BYTES,
     ClientSession,
@@ -326,21 +326,10 @@ class HuggingFaceDriver:
         """Send ``request`` and return the whole answer (retried per the :class:`RetryPolicy`;
         then, with ``fallbacks``, on the next route)."""
         call = start_chat(request, model=self._model_of(request), base_url=self.base_url)
-        if call is None:  # telemetry off: nothing else to do
-            if self._fallback is not None:
-                return await self._fallback.generate(request)
-            return await self._generate_route(request)
-        call.enter()
-        try:
-            if self._fallback is not None:
-                response = await self._fallback.generate(request)
-            else:
-                response = await self._generate_route(request)
-        except BaseException as exc:
-            call.end(error=exc)
-            raise
-        call.end(response)
-        return response
+        fallback = self._fallback
+        if fallback is not None:
+            return await traced(call, lambda: fallback.generate(request))
+        return await traced(call, lambda: self._generate_route(request))
 
     def _model_of(self, request: GenerateRequest) -> str:
         model = getattr(request, "model", None) or self.model or "unknown"

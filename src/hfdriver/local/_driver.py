@@ -20,7 +20,7 @@ from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 from hfdriver.local._stream import END, Channel, LocalStream, generate_sync
 from hfdriver.local._transcript import TRANSCRIPT, TRANSCRIPT_STOP, as_chat_chunk, render_transcript
 from hfdriver.openai import to_payload
-from hfdriver.telemetry import InstrumentedStream, start_chat
+from hfdriver.telemetry import InstrumentedStream, start_chat, traced
 
 __all__ = ["LocalDriver"]
 
@@ -323,18 +323,12 @@ class LocalDriver:
         """Generate a whole answer (runs llama.cpp in a worker thread)."""
         stream = self._stream(request)
         call = start_chat(request, model=self._span_model(request), base_url="local:", provider="llama_cpp")
-        if call is None:
+
+        async def collect() -> GenerateResponse:
             async with stream:
                 return await stream.collect()
-        call.enter()
-        try:
-            async with stream:
-                response = await stream.collect()
-        except BaseException as exc:
-            call.end(error=exc)
-            raise
-        call.end(response)
-        return response
+
+        return await traced(call, collect)
 
     def generate_stream(self, request: GenerateRequest) -> LocalStream | InstrumentedStream:
         """Stream an answer token by token; abandoning the stream stops generation."""

@@ -26,7 +26,7 @@ from hfdriver.dto.response import Usage
 from hfdriver.errors import KINDS, HuggingFaceError, HuggingFaceErrorKind
 from hfdriver.openai import chunk_payload, request_from_payload, response_payload
 from hfdriver.server._guard import Guard
-from hfdriver.telemetry import ChatCall, InstrumentedStream, start_chat
+from hfdriver.telemetry import ChatCall, InstrumentedStream, start_chat, traced
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",
@@ -205,16 +205,7 @@ def create_app(
             server=True,
         )
         if not stream:
-            if call is not None:
-                call.enter()
-            try:
-                response = await driver.generate(generate_request)
-            except BaseException as exc:
-                if call is not None:
-                    call.end(error=exc)
-                raise
-            if call is not None:
-                call.end(response)
+            response = await traced(call, lambda: driver.generate(generate_request))
             answer = response_payload(response, id=call_id, created=int(time.time()), model=model)
             return web.Response(body=_dumps(answer).encode(), content_type="application/json")
         return await _stream(request, driver, generate_request, call_id, model, state, call)
