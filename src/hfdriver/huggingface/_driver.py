@@ -329,6 +329,8 @@ class HuggingFaceDriver:
         fallback = self._fallback
         if fallback is not None:
             return await traced(call, lambda: fallback.generate(request))
+        if call is None:  # the hot path: no span, no extra frame
+            return await self._generate_route(request)
         return await traced(call, lambda: self._generate_route(request))
 
     def _model_of(self, request: GenerateRequest) -> str:
