@@ -29,7 +29,7 @@ from hfdriver.dto.request import GenerateRequest
 from hfdriver.dto.response import GenerateResponse
 from hfdriver.errors import HuggingFaceError
 
-__all__ = ["ChatCall", "InstrumentedStream", "current_call", "start_chat", "traced"]
+__all__ = ["ChatCall", "InstrumentedStream", "current_call", "enabled", "start_chat", "traced"]
 
 _trace: Any
 _metrics: Any
@@ -72,6 +72,12 @@ def _enabled() -> bool:
     metering = type(_metrics.get_meter_provider()).__name__ != "_ProxyMeterProvider"
     state["enabled"] = bool(tracing or metering)
     return bool(state["enabled"])
+
+
+def enabled() -> bool:
+    """Whether spans and metrics are being made (a cheap check: callers skip building their
+    arguments to :func:`start_chat` when it is False)."""
+    return _enabled()
 
 
 def _instrument(name: str) -> Any:

@@ -21,8 +21,8 @@ from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, redact, scru
 from hfdriver.fallback import FallbackDriver, FallbackStream
 from hfdriver.hub import ROUTER_URL, PriceBook, router_price_book
 from hfdriver.huggingface._stream import HuggingFaceStream
-from hfdriver.openai import DEFAULT_MAX_EVENT_BYTES, parse_response, to_payload
-from hfdriver.telemetry import InstrumentedStream, start_chat, traced
+from hfdriver.openai import DEFAULT_MAX_EVENT_BYTES, parse_response, resolve_model, to_payload
+from hfdriver.telemetry import InstrumentedStream, enabled, start_chat, traced
 from hfdriver.transport import (
     DEFAULT_MAX_BODY_BYTES,
     ClientSession,
@@ -325,7 +325,9 @@ class HuggingFaceDriver:
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
         """Send ``request`` and return the whole answer (retried per the :class:`RetryPolicy`;
         then, with ``fallbacks``, on the next route)."""
-        call = start_chat(request, model=self._model_of(request), base_url=self.base_url)
+        call = (
+            start_chat(request, model=self._model_of(request), base_url=self.base_url) if enabled() else None
+        )
         fallback = self._fallback
         if fallback is not None:
             return await traced(call, lambda: fallback.generate(request))
@@ -334,9 +336,14 @@ class HuggingFaceDriver:
         return await traced(call, lambda: self._generate_route(request))
 
     def _model_of(self, request: GenerateRequest) -> str:
-        model = getattr(request, "model", None) or self.model or "unknown"
-        routing = getattr(request, "routing", None) or self.routing
-        return f"{model}:{routing}" if routing and ":" not in model else model
+        """The model string the request is sent with (for the span's name)."""
+        try:
+            return resolve_model(
+                getattr(request, "model", None) or self.model,
+                getattr(request, "routing", None) or self.routing,
+            )
+        except HuggingFaceError:
+            return "unknown"  # no model: the call itself raises INVALID_REQUEST
 
     async def _generate_route(self, request: GenerateRequest) -> GenerateResponse:
         body, payload = self._encode(request, stream=False)
@@ -386,7 +393,11 @@ class HuggingFaceDriver:
             if self._fallback is not None
             else self._stream_route(request)
         )
-        call = start_chat(request, model=self._model_of(request), base_url=self.base_url, stream=True)
+        call = (
+            start_chat(request, model=self._model_of(request), base_url=self.base_url, stream=True)
+            if enabled()
+            else None
+        )
         return stream if call is None else InstrumentedStream(stream, call)
 
     def _stream_route(self, request: GenerateRequest) -> HuggingFaceStream | CachedStream:
