@@ -85,14 +85,14 @@ def requests_for(rows: int) -> list[GenerateRequest]:
 # ---------------------------------------------------------------------------- clients
 
 
-async def hfdriver_batch(base_url: str, rows: int, tmp: Path) -> tuple[int, int]:
+async def hfdriver_batch(base_url: str, rows: int, tmp: Path, rpm: float | None = None) -> tuple[int, int]:
     source, out = tmp / "in.jsonl", tmp / "out.jsonl"
     write_input(source, rows)
     ok = failed = 0
     output = OutputFile(out, resume=False).open()
     try:
         async with HuggingFaceDriver("hf_bench", base_url=base_url) as driver:
-            flow = FlowControl(max_concurrency=CONCURRENCY)
+            flow = FlowControl(max_concurrency=CONCURRENCY, rpm=rpm)
             async for result in run_batch(driver, read_input(source), flow=flow, concurrency=CONCURRENCY):
                 output.write(result_line(result))
                 ok += result.ok
@@ -210,6 +210,11 @@ def anchors(
 
     return [
         ("hfdriver batch (adaptive)", hfdriver_batch, None),
+        (
+            f"hfdriver batch (told the limit, rpm {rate * 60:g})",
+            lambda b, n, t: hfdriver_batch(b, n, t, rate * 60),
+            None,
+        ),
         ("gather + semaphore(64), HuggingFaceDriver", gather_semaphore, None),
         ("openai-python, gather + semaphore(64)", openai_python, available("openai")),
         ("LiteLLM batch_completion", litellm_batch, available("litellm")),

@@ -1,12 +1,14 @@
 """hfdriver's batch on Ray against Ray Data LLM's HTTP request processor, same limit, same workers.
 
-    python benchmarks/bench_ray.py [--rows 5000] [--rate 100] [--workers 2] [--latency 0.02]
+    python benchmarks/bench_ray.py [--rows 5000] [--rate 100] [--workers 2] [--latency 0.02] [--only hfdriver]
 
 FakeRouter runs in its own process, limited to RATE requests/s (a token bucket, burst RATE/10,
 429 + Retry-After in whole seconds past it). One local Ray instance (2 CPUs, no dashboard) runs
-both, one after the other, with the limiter refilled in between:
+them one after the other, with the limiter refilled in between; "first answer after" is the
+start-up (Ray's actor pool) and "while sending" the rate from the first answer to the last:
 
-- hfdriver: ``run_batch_on_ray`` (actor pool of drivers, one shared adaptive limit);
+- hfdriver: ``run_batch_on_ray`` (actor pool of drivers, one shared limit), learning the limit
+  from the server's 429s, then told it (``rpm``, as the processor is told its ``qps``);
 - Ray Data LLM: ``HttpRequestProcessorConfig`` + ``build_processor`` with ``qps`` set to the
   limit split between the workers (it is told the limit), ``max_retries=3`` (fixed exponential
   waits; ``Retry-After`` is not read). A block whose row exhausts its retries fails; the run
@@ -56,12 +58,18 @@ def write_input(path: Path, rows: int) -> None:
             )
 
 
-def hfdriver_on_ray(base_url: str, source: Path, tmp: Path, workers: int) -> tuple[int, int]:
+def hfdriver_on_ray(
+    base_url: str, source: Path, tmp: Path, workers: int, rpm: float | None = None
+) -> tuple[int, int]:
+    import shutil
+
     from hfdriver.batch.ray import run_batch_on_ray
     from hfdriver.config import LLMConfig
 
     llm = LLMConfig(provider="huggingface-endpoint", base_url=base_url, model=MODEL)
-    summary = run_batch_on_ray(source, tmp / "hfdriver-out", llm=llm, workers=workers, concurrency=32)
+    out = tmp / "hfdriver-out"
+    shutil.rmtree(out, ignore_errors=True)
+    summary = run_batch_on_ray(source, out, llm=llm, workers=workers, concurrency=32, rpm=rpm)
     return summary.succeeded, summary.failed
 
 
@@ -103,6 +111,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--latency", type=float, default=0.02)
+    parser.add_argument("--only", choices=("hfdriver", "anchor"), help="run one client only")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     import ray
@@ -119,9 +128,10 @@ def main() -> None:
     )
     print(f"ideal wall time {args.rows / args.rate:.1f}s\n")
     print(
-        "| client | wall (s) | rows answered | failed rows | 429s received | % of the allowed rate | while sending |"
+        "| client | wall (s) | first answer after (s) | rows answered | failed rows | 429s received "
+        "| % of the allowed rate | while sending |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     try:
         with tempfile.TemporaryDirectory() as tmp_name:
             tmp = Path(tmp_name)
@@ -129,27 +139,36 @@ def main() -> None:
             write_input(source, args.rows)
             clients = (
                 (
-                    "hfdriver on Ray (shared adaptive limit)",
+                    "hfdriver on Ray, learning the limit (no rpm)",
                     lambda: hfdriver_on_ray(base_url, source, tmp, args.workers),
+                ),
+                (
+                    f"hfdriver on Ray, told the limit (rpm {args.rate * 60:g})",
+                    lambda: hfdriver_on_ray(base_url, source, tmp, args.workers, rpm=args.rate * 60),
                 ),
                 (
                     f"Ray Data LLM HttpRequestProcessor (qps {max(1, int(args.rate / args.workers))} x {args.workers}, 3 retries)",
                     lambda: ray_data_llm(base_url, source, tmp, args.workers, args.rate, args.rows),
                 ),
             )
-            for name, client in clients:
+            for index, (name, client) in enumerate(clients):
+                if args.only and args.only != ("hfdriver", "hfdriver", "anchor")[index]:
+                    continue
                 fake(base_url, "/_fake/reset", "POST")
-                started = time.perf_counter()
+                started = time.monotonic()  # the fake's clock too (one machine)
                 try:
                     ok, failed = client()
                 except Exception as exc:  # an anchor that breaks is reported, not fatal
-                    print(f"| {name} | error: {type(exc).__name__}: {str(exc)[:100]} | | | | |", flush=True)
+                    print(
+                        f"| {name} | error: {type(exc).__name__}: {str(exc)[:100]} | | | | | | |", flush=True
+                    )
                     continue
-                wall = time.perf_counter() - started
+                wall = time.monotonic() - started
                 stats = fake(base_url, "/_fake/stats")
                 sending = stats["served"] / stats["span"] / args.rate * 100 if stats["span"] else 0.0
+                first = stats["first"] - started if stats["first"] is not None else float("nan")
                 print(
-                    f"| {name} | {wall:.1f} | {ok} | {failed} | {stats['rate_limited']} | "
+                    f"| {name} | {wall:.1f} | {first:.1f} | {ok} | {failed} | {stats['rate_limited']} | "
                     f"{ok / wall / args.rate * 100:.0f}% | {sending:.0f}% |",
                     flush=True,
                 )

@@ -5,10 +5,12 @@ of every row (retries included) asks it first. It holds three limits:
 
 - **concurrency**, adaptive (AIMD): halved on a rate-limit signal, grown by one per window of
   successes up to ``max_concurrency``;
-- **rate**: ``rpm`` (fixed, optional) and a learned rate. The first ``RATE_LIMITED`` /
-  ``OVERLOADED`` answer sets the learned rate just under what the server accepted over the last
-  seconds; from there it grows slowly (fast while well under the last ceiling, slowly near it),
-  so a run settles just under the server's limit instead of oscillating across it;
+- **rate**: ``rpm`` (fixed, optional; a run told one starts at it) and a learned rate. Without
+  a budget, a slow start finds the neighbourhood of the server's limit (the first refusal) and a
+  climb back its edge (the second); the send times before two refusals, each after a pause (when
+  a token bucket is full again), give the bucket's rate and burst, and the run paces just under
+  that rate, probing slowly above it, so it settles instead of oscillating. Servers that fit no
+  token bucket get simpler estimates: the rate sent before the refusal, with a margin;
 - **tokens**: ``tpm`` (optional), spent by an estimate before sending and corrected by usage.
 
 A ``Retry-After`` pauses every worker at once (not one request), and one congestion signal is
@@ -18,6 +20,7 @@ acted on once: attempts that were already in flight when the batch reacted do no
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextvars
 import logging
 import time
@@ -33,8 +36,10 @@ logger = logging.getLogger("hfdriver")
 
 _CONGESTION = frozenset({HuggingFaceErrorKind.RATE_LIMITED, HuggingFaceErrorKind.OVERLOADED})
 _DEFAULT_PAUSE = 1.0  # a rate-limit answer without Retry-After pauses this long
-_START_RATE = 16.0
-_MEASURE = 0.5  # seconds of successes that estimate the server's limit at a 429  # requests/s where the learned rate starts (slow start) when adaptive
+_START_RATE = 16.0  # requests/s where the learned rate starts (slow start) when adaptive
+_MEASURE = 0.5  # seconds of sends before a refused one that estimate the server's limit
+_KEEP_SENT = 10.0  # seconds of send times kept: a refusal is measured against them
+_SETTLE = 0.985  # the learned rate, as a share of a fitted limit (fits land within about 1%)
 
 _attempt_started: contextvars.ContextVar[float] = contextvars.ContextVar(
     "hfdriver_batch_attempt", default=0.0
@@ -68,12 +73,15 @@ class RateLearner:
     def __init__(self, *, rpm: float | None = None, adaptive: bool = True) -> None:
         self.rpm = rpm
         self.adaptive = adaptive
-        self.rate: float | None = _START_RATE if adaptive else None
+        # Told a budget (rpm), the run starts at it; otherwise at a slow start's first rate.
+        self.rate: float | None = _START_RATE if adaptive and not rpm else None
         self._ceiling: float | None = None
         self.paused_until = 0.0
         self.reacted_at = 0.0
         self._measure_from = time.monotonic()
         self._successes: deque[float] = deque()
+        self._sent: list[float] = []  # when this episode's attempts were let go (_KEEP_SENT's worth)
+        self._last_episode: list[tuple[float, int]] | None = None  # the last refusal's drain profile
         self._accepted = 0  # successes since the end of the last pause
         self._climbed = False  # the rate climbed fast since the last pause (the average is low)
         self.rate_limited = 0
@@ -87,6 +95,15 @@ class RateLearner:
             return learned
         return fixed if learned is None else min(fixed, learned)
 
+    def on_sent(self, now: float) -> None:
+        """An attempt was let go (send times are what refusals are measured against)."""
+        sent = self._sent
+        sent.append(now)
+        if sent[0] < now - _KEEP_SENT:  # trim the old half at once (amortised)
+            cut = bisect.bisect_left(sent, now - _KEEP_SENT)
+            if 2 * cut >= len(sent):
+                del sent[:cut]
+
     def on_success(self, now: float, count: int = 1) -> None:
         """``count`` answers arrived (a shared limit gets them in batches)."""
         self._accepted += count
@@ -98,15 +115,17 @@ class RateLearner:
         if rate is None or not self.adaptive:
             return
         # Per success, so per second the rate grows by this fraction of itself: slow start
-        # (x50 a second) before any ceiling is known, 10%/s well under it, 0.1%/s near it.
+        # (x50 a second) before any ceiling is known, 10%/s well under it, 1%/s closer, and
+        # 0.02%/s at it (a probe: a limit that was raised is found, a steady one costs a 429
+        # every few minutes).
         ceiling = self._ceiling
         if ceiling is None:
             step = 4.0
-        elif rate < 0.9 * ceiling:
-            step = 0.1
+        elif rate < 0.97 * ceiling:
+            step = 0.1 if rate < 0.9 * ceiling else 0.01
             self._climbed = True
         else:
-            step = 0.001
+            step = 0.0002
             if rate > ceiling:  # past the old ceiling without a 429: the limit was higher
                 self._ceiling = rate
         # Never run far ahead of what is actually sent (latency or concurrency may bind instead).
@@ -114,8 +133,15 @@ class RateLearner:
         if rate < max(3.0 * sent, _START_RATE):
             self.rate = rate + step * count
 
-    def on_congestion(self, now: float, kind: HuggingFaceErrorKind, retry_after: float | None) -> None:
-        """A rate-limit answer to an attempt started after the last reaction: pause, and learn."""
+    def on_congestion(
+        self,
+        now: float,
+        kind: HuggingFaceErrorKind,
+        retry_after: float | None,
+        started: float | None = None,
+    ) -> None:
+        """A rate-limit answer to an attempt let go at ``started`` (after the last reaction):
+        pause, and learn."""
         self.reacted_at = now
         pause = retry_after if retry_after is not None else _DEFAULT_PAUSE
         if now + pause > self.paused_until:
@@ -124,29 +150,61 @@ class RateLearner:
             self.paused_seconds += pause
         if not self.adaptive:
             return
-        # What the server accepted is its limit, plus its burst spread over the time measured:
-        # since the last pause when that is long (a precise figure), else the last half second
-        # (the ramp of slow start, or events close together).
-        current = self.rate if self.rate is not None else _START_RATE
-        since = now - self._measure_from
-        recent_span = min(_MEASURE, since)
-        recent = sum(1 for t in self._successes if t >= now - recent_span) if recent_span > 0 else 0
-        estimate: float | None = None
-        margin = 0.97
-        short = recent / recent_span if recent_span >= _MEASURE / 2 and recent >= 5 else None
-        if self._ceiling is not None and since >= 2.0 and self._accepted >= 10 and not self._climbed:
-            # Creeping at a steady rate since the pause: the average is the limit (plus the
-            # server's burst spread over `since`).
+        slow_start = self.rate is not None and self._ceiling is None
+        current = self.rate if self.rate is not None else self.effective_rate() or _START_RATE
+        edge = min(now, started) if started is not None else now
+        since = edge - self._measure_from  # how long this episode (since the last pause) sent
+        sent = self._sent
+        upto = bisect.bisect_left(sent, edge)  # the sends before the refused one: all accepted
+
+        def sent_between(a: float, b: float) -> int:
+            return bisect.bisect_left(sent, b, 0, upto) - bisect.bisect_left(sent, a, 0, upto)
+
+        # What was sent in the half second before the refusal (or longer at a slow rate).
+        span = min(_MEASURE, since)
+        recent = sent_between(edge - span, edge) if span > 0 else 0
+        if recent < 8:
+            span = min(_KEEP_SENT, since)
+            recent = sent_between(edge - span, edge) if span > 0 else 0
+        short = recent / span if span >= _MEASURE / 2 and recent >= 5 else None
+        episode = _drain_profile(sent[:upto], edge)
+        fitted = _fit_token_bucket(self._last_episode, episode) if self._last_episode else None
+        self._last_episode = episode
+        ceiling = self._ceiling
+        if fitted is not None and (short is None or fitted <= 1.05 * short):
+            # Two refusals, each after the server's bucket was full (the start, a pause): the
+            # rate and burst that explain both. The most precise figure there is.
+            limit = fitted
+            self.rate = max(0.5, min(_SETTLE * limit, current))
+            self._ceiling = limit
+        elif slow_start:
+            # Slow start (x50 a second): what went out in the last half second is about the
+            # limit (it under-counts the ramp, over-counts the burst; too few sends: half the
+            # rate). Climb back quickly, and no longer x50, to the rate that was refused.
+            estimate = short if short is not None else current / 2
+            self.rate = max(0.5, 0.9 * min(estimate, current))
+            self._ceiling = max(estimate, current)
+        elif (
+            ceiling is not None
+            and self._climbed
+            and since >= 2.5
+            and sent_between(edge - 2.0, edge - 1.0) >= 10
+        ):
+            # Climbing since the pause: the rate a second and a half before the refusal had not
+            # yet used up the server's burst; that is the limit, or just under it.
+            earlier = float(sent_between(edge - 2.0, edge - 1.0))
+            self.rate = max(0.5, min(earlier, current, 0.97 * (short or current)))
+            self._ceiling = self.rate
+        elif not self._climbed and since >= 2.0 and self._accepted >= 10:
+            # Creeping at a steady rate since the pause: the average is the limit, plus the
+            # server's burst spread over `since`.
             estimate = self._accepted / since
+            self.rate = max(0.5, 0.97 * min(estimate, current))
+            self._ceiling = estimate
         elif short is not None:
-            estimate = short
-            margin = 0.9  # a short window over-counts by the server's burst
-        if estimate is not None:
-            self.rate = max(0.5, margin * min(estimate, current))
-            # A short window during slow start under-counts (the rate was still climbing): keep
-            # the rate that was refused as the ceiling, so the rate climbs back quickly to it.
-            self._ceiling = estimate if margin > 0.9 or self._ceiling is not None else max(estimate, current)
-        else:
+            self.rate = max(0.5, 0.9 * min(short, current))  # a short window over-counts the burst
+            self._ceiling = short
+        else:  # too few sends to measure: halve
             self.rate = max(0.5, current / 2)
         logger.debug(
             "batch: %s, pausing %.2fs; rate now %.1f/s (server limit about %s/s)",
@@ -157,8 +215,71 @@ class RateLearner:
         )
         self._measure_from = now + pause  # measure again from the end of the pause
         self._successes.clear()
+        sent.clear()
         self._accepted = 0
         self._climbed = False
+
+
+def _drain_profile(sends: list[float], edge: float) -> list[tuple[float, int]]:
+    """The upper convex hull of (seconds before ``edge``, sends in them) over an episode's sends.
+
+    A token bucket refilling at ``rate`` that let every one of these sends through and refused
+    the one at ``edge`` must have held ``max(n - rate * d for d, n in hull)`` tokens of burst at
+    the start of the episode (when it was full): :func:`_burst_needed`.
+    """
+    hull: list[tuple[float, int]] = [(0.0, 0)]
+    for count, t in enumerate(reversed(sends), 1):
+        point = (edge - t, count)
+        while len(hull) >= 2:
+            (x0, y0), (x1, y1) = hull[-2], hull[-1]
+            if (x1 - x0) * (point[1] - y0) - (y1 - y0) * (point[0] - x0) >= 0:
+                hull.pop()  # not on the upper hull
+            else:
+                break
+        hull.append(point)
+    return hull
+
+
+def _burst_needed(hull: list[tuple[float, int]], rate: float) -> tuple[float, float]:
+    """The burst, and how long the drain before the refusal lasted, for a bucket at ``rate``."""
+    best, lasted = 0.0, 0.0
+    for seconds, count in hull:
+        excess = count - rate * seconds
+        if excess > best:
+            best, lasted = excess, seconds
+    return best, lasted
+
+
+def _fit_token_bucket(first: list[tuple[float, int]], second: list[tuple[float, int]]) -> float | None:
+    """The rate of the token bucket (same rate, same burst) that explains two refusals, each at
+    the end of an episode that began with the bucket full; ``None`` when the two do not pin it
+    down (a server that is no token bucket, too few sends, drains of the same shape)."""
+    if len(first) < 3 or len(second) < 3:
+        return None
+
+    def gap(rate: float) -> float:
+        return _burst_needed(second, rate)[0] - _burst_needed(first, rate)[0]
+
+    # Between a quarter of the slower episode's average rate and the fastest any sends went.
+    top = max(n / d for d, n in first + second if d > 0)
+    low, high = min(first[-1][1] / first[-1][0], second[-1][1] / second[-1][0]) / 4.0, top
+    g_low, g_high = gap(low), gap(high)
+    if g_low == 0 or g_low * g_high > 0:
+        return None
+    for _ in range(40):
+        middle = (low + high) / 2
+        g_mid = gap(middle)
+        if (g_mid > 0) == (g_low > 0):
+            low, g_low = middle, g_mid
+        else:
+            high = middle
+    rate = (low + high) / 2
+    burst, lasted_second = _burst_needed(second, rate)
+    _, lasted_first = _burst_needed(first, rate)
+    # A burst of at least one request, and drains different enough to tell rate from burst.
+    if burst < 1.0 or abs(lasted_second - lasted_first) < 0.2:
+        return None
+    return rate
 
 
 class FlowControl:
@@ -244,7 +365,9 @@ class FlowControl:
         except BaseException:
             self._release()
             raise
-        _attempt_started.set(time.monotonic())
+        started = time.monotonic()
+        _attempt_started.set(started)
+        self.learner.on_sent(started)
         counter = _row_attempts.get()
         if counter is not None:
             counter[0] += 1
@@ -258,8 +381,7 @@ class FlowControl:
             if rate is None:
                 return
             if now >= self._next_send:
-                # At most one interval of credit: no burst after an idle spell.
-                self._next_send = max(self._next_send, now - 1.0 / rate) + 1.0 / rate
+                self._advance(now, rate)
                 return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append(waiter)
@@ -290,9 +412,21 @@ class FlowControl:
                 if not waiter.done():
                     waiter.set_result(None)
                     rate = self._effective_rate()
-                    self._next_send = max(self._next_send, now - 1.0 / rate) + 1.0 / rate if rate else now
+                    if rate:
+                        self._advance(now, rate)
+                    else:
+                        self._next_send = now
                     break
         self._schedule()
+
+    def _advance(self, now: float, rate: float) -> None:
+        """An attempt leaves at ``now``: when may the next one go? A timer that fired late (by less
+        than an interval) keeps the schedule, so the rate holds; anything later (an idle spell,
+        a pause) starts afresh, one interval on: never two at once, which a limiter without a
+        burst allowance would refuse."""
+        interval = 1.0 / rate
+        following = self._next_send + interval
+        self._next_send = following if following > now else now + interval
 
     def _effective_rate(self) -> float | None:
         return self.learner.effective_rate()
@@ -304,8 +438,9 @@ class FlowControl:
             self._on_success(now)
         elif isinstance(error, HuggingFaceError) and error.kind in _CONGESTION:
             self.learner.rate_limited += 1
-            if _attempt_started.get() >= self.learner.reacted_at:  # not already acted on
-                self._on_congestion(now, error.kind, error.retry_after)
+            started = _attempt_started.get()
+            if started >= self.learner.reacted_at:  # not already acted on
+                self._on_congestion(now, error.kind, error.retry_after, started)
 
     def _release(self) -> None:
         self.in_flight -= 1
@@ -327,10 +462,12 @@ class FlowControl:
                 self._wake()
         self.learner.on_success(now)
 
-    def _on_congestion(self, now: float, kind: HuggingFaceErrorKind, retry_after: float | None) -> None:
+    def _on_congestion(
+        self, now: float, kind: HuggingFaceErrorKind, retry_after: float | None, started: float
+    ) -> None:
         if kind is HuggingFaceErrorKind.OVERLOADED:
             self.limit = max(1.0, self.limit / 2)  # a capacity signal: fewer at once
-        self.learner.on_congestion(now, kind, retry_after)
+        self.learner.on_congestion(now, kind, retry_after, started)
         self.reschedule()
 
     def reschedule(self) -> None:

@@ -35,6 +35,7 @@ import attrs
 from hfdriver.batch._files import IdSet, compact_outputs, parse_line, parse_row, result_line
 from hfdriver.batch._flow import FlowControl
 from hfdriver.batch._run import FATAL_KINDS, BatchItem, BatchSummary, run_batch
+from hfdriver.batch._shared import SharedLimit
 from hfdriver.dto.response import Cost
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 
@@ -49,61 +50,6 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 __all__ = ["RaySettings", "SharedLimit", "run_batch_on_ray"]
 
 logger = logging.getLogger("hfdriver")
-
-
-class SharedLimit:
-    """The cluster's one rate limit (an async Ray actor): every attempt of every worker waits
-    here for its turn. Turns are handed out one by one at the learned (or fixed) rate, in
-    arrival order, nothing booked ahead, so a changed rate or a pause applies at once.
-    """
-
-    def __init__(self, rpm: float | None = None, adaptive: bool = True) -> None:
-        # The single-process flow control's pacer and learner, with no concurrency limit of its own.
-        self.flow = FlowControl(max_concurrency=1 << 30, rpm=rpm, adaptive=adaptive)
-        self.stopped: tuple[str, str] | None = None
-        self.sent = 0
-
-    async def report(self, successes: int) -> None:
-        """Answers a worker got that no later ``acquire`` will report (the end of its batch)."""
-        if successes:
-            self.flow.learner.on_success(time.monotonic(), successes)
-
-    async def acquire(self, successes: int = 0) -> bool:
-        """Report the answers a worker got since its last call; wait for a turn. False: stopped."""
-        if successes:
-            self.flow.learner.on_success(time.monotonic(), successes)
-        if self._stopped():
-            return False
-        await self.flow.wait_for_turn()
-        if self._stopped():  # stopped while waiting
-            return False
-        self.sent += 1
-        return True
-
-    def _stopped(self) -> bool:
-        return self.stopped is not None
-
-    async def congestion(self, kind: str, retry_after: float | None, started_ago: float) -> None:
-        now = time.monotonic()
-        learner = self.flow.learner
-        learner.rate_limited += 1
-        if now - started_ago >= learner.reacted_at:  # not already acted on
-            learner.on_congestion(now, HuggingFaceErrorKind[kind], retry_after)
-            self.flow.reschedule()
-
-    async def stop(self, kind: str, message: str) -> None:
-        if self.stopped is None:
-            self.stopped = (kind, message)
-
-    async def state(self) -> dict[str, Any]:
-        learner = self.flow.learner
-        return {
-            "stopped": self.stopped,
-            "rate": learner.rate,
-            "rate_limited": learner.rate_limited,
-            "pauses": learner.pauses,
-            "sent": self.sent,
-        }
 
 
 class _ClusterGate(FlowControl):

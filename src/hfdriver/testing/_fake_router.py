@@ -156,13 +156,17 @@ class FakeRouter(LocalServer):
 
     def stats(self) -> dict[str, Any]:
         """Counters (also served as JSON at ``GET /_fake/stats``, for a fake in another process);
-        ``span``: seconds from the first answered request to the last."""
-        span = self.served_at[-1] - self.served_at[0] if len(self.served_at) > 1 else 0.0
+        ``span``: seconds from the first answered request to the last; ``first`` / ``last``: when
+        they were answered (``time.monotonic()``, which processes of one machine share)."""
+        served_at = self.served_at
+        span = served_at[-1] - served_at[0] if len(served_at) > 1 else 0.0
         return {
             "served": self.served,
             "rate_limited": self.rate_limited,
             "per_second": self.per_second(),
             "span": span,
+            "first": served_at[0] if served_at else None,
+            "last": served_at[-1] if served_at else None,
         }
 
     def reset_counters(self) -> None:
