@@ -78,7 +78,12 @@ async def test_1000_abandoned_streams_leak_nothing(router: FakeRouter, request_:
         for _ in range(20):
             router.enqueue(FakeResponse.stream(["a"] * 50, chunk_size=200, delay=0.02))
             task = asyncio.create_task(driver.generate_stream(request_).collect())
-            await asyncio.sleep(0.03)
+            for _ in range(500):  # until the router took the stream (a busy machine may be slow)
+                if not router.pending:
+                    break
+                await asyncio.sleep(0.01)
+            assert not router.pending, "the stream request never reached the router"
+            await asyncio.sleep(0.03)  # a chunk or two in: cancelled while the next is awaited
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task

@@ -265,7 +265,7 @@ def run_batch_on_ray(
             fn_constructor_args=(settings, limit, done),
             batch_size=batch_size,
             batch_format="numpy",
-            concurrency=workers,
+            compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=0.25,  # the actors wait on the network; Ray Data restarts one that dies
         )
         answers.write_datasink(_LinesDatasink(str(out_dir)))
