@@ -6,7 +6,6 @@ control (not Ray Data): the limit is up, and the first rows sent, about a second
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
@@ -14,8 +13,6 @@ from hfdriver.batch._flow import FlowControl
 from hfdriver.errors import HuggingFaceErrorKind
 
 __all__ = ["SharedLimit"]
-
-logger = logging.getLogger("hfdriver")
 
 
 class SharedLimit:
