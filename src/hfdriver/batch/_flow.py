@@ -367,7 +367,8 @@ class FlowControl:
             raise
         started = time.monotonic()
         _attempt_started.set(started)
-        self.learner.on_sent(started)
+        if self.adaptive:  # send times serve only the learning (a cluster's worker gate learns nothing)
+            self.learner.on_sent(started)
         counter = _row_attempts.get()
         if counter is not None:
             counter[0] += 1
