@@ -8,6 +8,8 @@ python := venv + "/bin/python"
 setup:
     test -x {{python}} || python3 -m venv {{venv}}
     {{python}} -m pip install -q -U pip
+    # llama.cpp for x86-64-v3, not -march=native: see .ci/run (AMX on virtual machines).
+    CMAKE_ARGS="${HFDRIVER_LLAMA_CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON}" {{python}} -m pip install -q 'llama-cpp-python>=0.3.0'
     {{python}} -m pip install -q -e '.[dev,local,ray]'
 
 # The offline test suite (unit, integration against FakeRouter, corpus conformance).

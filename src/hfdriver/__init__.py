@@ -15,7 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from hfdriver._version import __version__
-from hfdriver.auth import Token, resolve_token
+from hfdriver.auth import NO_TOKEN, Token, resolve_token
 from hfdriver.driver import Driver, ResponseStream
 from hfdriver.dto import (
     Cost,
@@ -55,6 +55,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "NO_TOKEN",
     "Cost",
     "Driver",
     "FallbackDriver",

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from hfdriver.driver import Driver, ResponseStream
+from hfdriver.driver import Driver, ResponseStream, driver_identity
 from hfdriver.dto.request import GenerateRequest
 from hfdriver.dto.response import GenerateResponse
 
@@ -76,3 +76,7 @@ class DefaultsDriver(DriverWrapper):
 
     def __repr__(self) -> str:
         return f"DefaultsDriver({self.inner!r}, {self._defaults})"
+
+    def cache_identity(self) -> str:
+        """The inner driver's identity and these defaults (they shape every answer)."""
+        return f"{driver_identity(self.inner)} defaults={sorted(self._defaults.items())}"

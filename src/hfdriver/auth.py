@@ -1,6 +1,6 @@
 """Token resolution: where the Hugging Face token comes from, held so that it never shows.
 
-Order: the explicit argument, then ``HF_TOKEN``, ``HUGGING_FACE_HUB_TOKEN``,
+Order: the explicit argument (:data:`NO_TOKEN` says "send none, look nowhere"), then ``HF_TOKEN``, ``HUGGING_FACE_HUB_TOKEN``,
 ``HUGGINGFACE_API_TOKEN``, ``HUGGINGFACE_HUB_TOKEN``, then the token file
 (``$HF_TOKEN_PATH``, else ``$HF_HOME/token``, else ``$XDG_CACHE_HOME/huggingface/token``,
 else ``~/.cache/huggingface/token``). Whitespace is stripped; an empty value counts as unset.
@@ -19,6 +19,8 @@ from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, mask, redact
 
 __all__ = [
     "MAX_TOKEN_FILE_BYTES",
+    "NO_TOKEN",
+    "NoToken",
     "TOKEN_ENV_VARS",
     "Token",
     "read_token_file",
@@ -91,6 +93,36 @@ class Token:
         return (Token, (self._secret, self.source))
 
 
+class NoToken:
+    """The type of :data:`NO_TOKEN`: an explicit "no token", never looked up elsewhere."""
+
+    __slots__ = ()
+    _instance: NoToken | None = None
+
+    def __new__(cls) -> NoToken:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NO_TOKEN"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __reduce__(self) -> str:
+        return "NO_TOKEN"  # unpickles as this module's NO_TOKEN (a Ray worker, a subprocess)
+
+
+NO_TOKEN = NoToken()
+"""Pass as ``token=`` to send no token at all: not the argument, the environment or the token
+file (``[llm.auth] anonymous = true``). ``None`` means "look it up the standard way".
+
+>>> resolve_token(NO_TOKEN) is None
+True
+"""
+
+
 def token_file_path(env: Mapping[str, str] | None = None) -> Path:
     """Where the standard token file lives (whether or not it exists)."""
     env = os.environ if env is None else env
@@ -114,11 +146,15 @@ def _clean(value: str | None) -> str | None:
 
 
 def resolve_token(
-    explicit: str | Token | None = None, *, env: Mapping[str, str] | None = None
+    explicit: str | Token | NoToken | None = None, *, env: Mapping[str, str] | None = None
 ) -> Token | None:
-    """Find a token the standard way, or ``None``. Never raises for a missing token."""
+    """Find a token the standard way, or ``None``. Never raises for a missing token.
+
+    :data:`NO_TOKEN` is ``None`` at once: no variable and no file is read."""
     if isinstance(explicit, Token):
         return explicit
+    if isinstance(explicit, NoToken):
+        return None
     value = _clean(explicit)
     if value:
         return Token(value, "argument")
@@ -185,7 +221,9 @@ def missing_token_message(env: Mapping[str, str] | None = None) -> str:
     )
 
 
-def require_token(explicit: str | Token | None = None, *, env: Mapping[str, str] | None = None) -> Token:
+def require_token(
+    explicit: str | Token | NoToken | None = None, *, env: Mapping[str, str] | None = None
+) -> Token:
     """Like :func:`resolve_token`, but a missing token is ``HuggingFaceError(kind=CONFIG)``."""
     token = resolve_token(explicit, env=env)
     if token is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import TracebackType
 from typing import Protocol, runtime_checkable
 
@@ -9,7 +10,7 @@ from hfdriver.dto.request import GenerateRequest
 from hfdriver.dto.response import GenerateResponse
 from hfdriver.dto.stream import StreamChunk
 
-__all__ = ["Driver", "ResponseStream"]
+__all__ = ["Driver", "ResponseStream", "driver_identity"]
 
 
 @runtime_checkable
@@ -64,3 +65,41 @@ class Driver(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
+
+
+_SECRET_NAMES = ("token", "key", "secret", "password", "auth", "credential")
+_Simple = (str, int, float, bool, type(None))
+
+
+def _settings(driver: object) -> dict[str, object]:
+    """A driver's public settings of plain types (no secret-sounding names): what tells two
+    instances of a class that does not say its own identity apart."""
+    names: list[str] = list(getattr(driver, "__dict__", {}))
+    for cls in type(driver).__mro__:
+        slots = cls.__dict__.get("__slots__", ())
+        names.extend([slots] if isinstance(slots, str) else slots)
+    found: dict[str, object] = {}
+    for name in names:
+        if name.startswith("_") or any(word in name.lower() for word in _SECRET_NAMES):
+            continue
+        value = getattr(driver, name, None)
+        if isinstance(value, _Simple) or (
+            isinstance(value, tuple) and all(isinstance(v, _Simple) for v in value)
+        ):
+            found[name] = value
+    return found
+
+
+def driver_identity(driver: object) -> str:
+    """What separates one driver's answers from another's in a shared cache.
+
+    A driver that defines ``cache_identity()`` says it (hfdriver's drivers do: the server, the
+    model file and the settings that shape an answer); for any other driver (a plugin), its class
+    and every public setting of a plain type. Never the token.
+    """
+    cls = type(driver)
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    own = getattr(driver, "cache_identity", None)
+    if callable(own):
+        return f"{name} {own()}"
+    return f"{name} {json.dumps(_settings(driver), sort_keys=True, default=str)}"

@@ -7,8 +7,10 @@ A failure that would happen everywhere (``INVALID_REQUEST``, ``AUTHENTICATION``,
 ``BAD_REQUEST``, ``PERMISSION``, content errors) is raised at once. A stream falls back only
 while nothing has reached the caller; after its first chunk an error is the caller's.
 
-A route that failed ``trip_after`` times in a row is skipped for ``cooldown`` seconds (a small
-circuit breaker) and tried again after it; when every route is cooling down they are all tried.
+A route that failed ``trip_after`` times in a row for a model is skipped for ``cooldown`` seconds
+for that model (a small circuit breaker, one per route and model: a failing model never sends a
+healthy one's requests elsewhere) and tried again after it; when every route is cooling down for
+a request they are all tried.
 When every route fails, one error of the last kind lists each route and why it failed.
 """
 
@@ -50,14 +52,40 @@ FALLBACK_KINDS = frozenset(
 """Failures that another route may not have: the request moves on to the next route."""
 
 
+_MAX_BREAKERS = 1024  # models with a failure remembered per route (the oldest forgotten first)
+
+
 @attrs.define(slots=True)
 class Route:
-    """One route: a name (for logs and errors) and the driver that serves it, with its breaker."""
+    """One route: a name (for logs and errors), the driver that serves it and, optionally, the
+    model it sends every request with (the same driver, another model); with its breakers."""
 
     name: str
     driver: Driver
-    failures: int = 0
-    open_until: float = 0.0
+    model: str | None = None
+    """Requests go with this model (``org/name`` or ``org/name:provider``) instead of their own."""
+    breakers: dict[str, tuple[int, float]] = attrs.field(factory=dict)
+    """Per model this route was asked for: failures in a row, and until when it is skipped."""
+
+    def request_for(self, request: GenerateRequest) -> GenerateRequest:
+        model = self.model
+        if model is None or not isinstance(request, GenerateRequest):
+            return request
+        # A route that names its provider (`org/model:provider`) takes no other routing.
+        routing = None if ":" in model else request.routing
+        return attrs.evolve(request, model=model, routing=routing)
+
+    def key(self, request: GenerateRequest) -> str:
+        """The model this route sends ``request`` with: what its breaker is kept for."""
+        if self.model is not None:
+            return self.model
+        model = getattr(request, "model", None) or ""
+        routing = getattr(request, "routing", None)
+        return f"{model}:{routing}" if routing else model
+
+    def cooling(self, key: str, now: float) -> bool:
+        state = self.breakers.get(key)
+        return state is not None and state[1] > now
 
 
 class FallbackDriver:
@@ -76,7 +104,7 @@ class FallbackDriver:
 
     def __init__(
         self,
-        drivers: Sequence[Driver | tuple[str, Driver]],
+        drivers: Sequence[Driver | tuple[str, Driver] | Route],
         *,
         cooldown: float = 30.0,
         trip_after: int = 2,
@@ -87,7 +115,11 @@ class FallbackDriver:
         if not cooldown >= 0 or trip_after < 1:
             raise HuggingFaceError(K.CONFIG, "cooldown must be >= 0 seconds and trip_after >= 1")
         self.routes = [
-            Route(*item) if isinstance(item, tuple) else Route(_name_of(item, index), item)
+            item
+            if isinstance(item, Route)
+            else Route(*item)
+            if isinstance(item, tuple)
+            else Route(_name_of(item, index), item)
             for index, item in enumerate(drivers)
         ]
         self.cooldown = cooldown
@@ -102,20 +134,26 @@ class FallbackDriver:
         return getattr(self.routes[0].driver, name)
 
     # ------------------------------------------------------------------ routing
-    def order(self) -> list[Route]:
-        """The routes to try now: those not cooling down, in order (all of them if none is)."""
+    def order(self, request: GenerateRequest) -> list[Route]:
+        """The routes to try for ``request`` now: those not cooling down for the model each would
+        send it with, in order (all of them if every one is)."""
         now = time.monotonic()
-        ready = [r for r in self.routes if r.open_until <= now]
+        ready = [r for r in self.routes if not r.cooling(r.key(request), now)]
         return ready or list(self.routes)
 
-    def succeeded(self, route: Route) -> None:
-        route.failures = 0
-        route.open_until = 0.0
+    def succeeded(self, route: Route, request: GenerateRequest) -> None:
+        route.breakers.pop(route.key(request), None)
 
-    def failed(self, route: Route, error: HuggingFaceError, following: Route | None) -> None:
-        route.failures += 1
-        if route.failures >= self.trip_after:
-            route.open_until = time.monotonic() + self.cooldown
+    def failed(
+        self, route: Route, request: GenerateRequest, error: HuggingFaceError, following: Route | None
+    ) -> None:
+        key = route.key(request)
+        breakers = route.breakers
+        failures = breakers.pop(key, (0, 0.0))[0] + 1
+        open_until = time.monotonic() + self.cooldown if failures >= self.trip_after else 0.0
+        breakers[key] = (failures, open_until)  # re-inserted: the most recent comes last
+        if len(breakers) > _MAX_BREAKERS:
+            del breakers[next(iter(breakers))]
         if following is not None:
             logger.warning(
                 "hfdriver: route %s failed with %s (%s); falling back to %s",
@@ -127,7 +165,12 @@ class FallbackDriver:
             )
 
     def give_up_or_next(
-        self, failures: list[RouteFailure], order: list[Route], index: int, error: HuggingFaceError
+        self,
+        request: GenerateRequest,
+        failures: list[RouteFailure],
+        order: list[Route],
+        index: int,
+        error: HuggingFaceError,
     ) -> None:
         """Record that ``order[index]`` failed with ``error``; raise unless a route follows it."""
         if not self.falls_back(error):
@@ -135,7 +178,7 @@ class FallbackDriver:
         route = order[index]
         failures.append(RouteFailure(route=route.name, kind=error.kind.name, message=error.message))
         following = order[index + 1] if index + 1 < len(order) else None
-        self.failed(route, error, following)
+        self.failed(route, request, error, following)
         if following is None:
             raise self.exhausted(failures, error) from error
 
@@ -167,14 +210,14 @@ class FallbackDriver:
 
     async def _generate(self, request: GenerateRequest) -> GenerateResponse:
         failures: list[RouteFailure] = []
-        order = self.order()
+        order = self.order(request)
         for index, route in enumerate(order):
             try:
-                response = await route.driver.generate(request)
+                response = await route.driver.generate(route.request_for(request))
             except HuggingFaceError as exc:
-                self.give_up_or_next(failures, order, index, exc)
+                self.give_up_or_next(request, failures, order, index, exc)
                 continue
-            self.succeeded(route)
+            self.succeeded(route, request)
             return attrs.evolve(response, route=route.name, failed_routes=tuple(failures))
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
@@ -230,9 +273,10 @@ class FallbackStream:
         self._opened = True
         owner = self._owner
         failures: list[RouteFailure] = []
-        order = owner.order()
+        request = self._request
+        order = owner.order(request)
         for index, route in enumerate(order):
-            stream = route.driver.generate_stream(self._request)
+            stream = route.driver.generate_stream(route.request_for(request))
             try:
                 await stream.__aenter__()
                 try:
@@ -241,12 +285,12 @@ class FallbackStream:
                     first = None
             except HuggingFaceError as exc:
                 await stream.aclose()
-                owner.give_up_or_next(failures, order, index, exc)
+                owner.give_up_or_next(request, failures, order, index, exc)
                 continue
             except BaseException:
                 await stream.aclose()
                 raise
-            owner.succeeded(route)
+            owner.succeeded(route, request)
             self._inner, self._route, self._first = stream, route, first
             self._ended = first is None
             self.failed_routes = tuple(failures)

@@ -49,6 +49,14 @@ def _capture_content() -> bool:
     return os.environ.get(CAPTURE_CONTENT_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
+_MAX_VALUE = 256  # characters of a server-chosen string kept on a span (an id, a model, a provider)
+_MAX_REASONS = 16  # finish reasons kept on a span (one per output; a server may send thousands)
+
+
+def _clip(value: str) -> str:
+    return value if len(value) <= _MAX_VALUE else value[: _MAX_VALUE - 1] + "…"
+
+
 _CURRENT: contextvars.ContextVar[ChatCall | None] = contextvars.ContextVar("hfdriver_otel_call", default=None)
 _instruments: dict[str, Any] = {}
 
@@ -176,19 +184,26 @@ class ChatCall:
         span = self.span
         attributes = dict(self._attributes)
         if response is not None:
+            # What a server chose (id, model, provider, finish reasons) is clipped and capped on the
+            # span; metrics keep the request's model only, so a server cannot explode their cardinality.
             if response.model:
-                span.set_attribute("gen_ai.response.model", response.model)
-                attributes["gen_ai.response.model"] = response.model
+                span.set_attribute("gen_ai.response.model", _clip(response.model))
             if response.id:
-                span.set_attribute("gen_ai.response.id", response.id)
-            reasons = [str(o.finish_reason) for o in response.outputs if o.finish_reason is not None]
+                span.set_attribute("gen_ai.response.id", _clip(response.id))
+            reasons = [
+                _clip(str(o.finish_reason))
+                for o in response.outputs[:_MAX_REASONS]
+                if o.finish_reason is not None
+            ]
             if reasons:
                 span.set_attribute("gen_ai.response.finish_reasons", reasons)
             if response.provider:
-                span.set_attribute("hfdriver.inference_provider", response.provider)
+                span.set_attribute("hfdriver.inference_provider", _clip(response.provider))
             if response.route:
-                span.set_attribute("hfdriver.route", response.route)
-                span.set_attribute("hfdriver.failed_routes", [f.route for f in response.failed_routes])
+                span.set_attribute("hfdriver.route", _clip(response.route))
+                span.set_attribute(
+                    "hfdriver.failed_routes", [_clip(f.route) for f in response.failed_routes[:_MAX_REASONS]]
+                )
             if response.cached:
                 span.set_attribute("hfdriver.cached", True)
             usage = response.usage
@@ -215,7 +230,7 @@ class ChatCall:
                 if error.status is not None:
                     span.set_attribute("http.response.status_code", error.status)
                 if error.request_id:
-                    span.set_attribute("hfdriver.request_id", error.request_id)
+                    span.set_attribute("hfdriver.request_id", _clip(error.request_id))
         _instrument("duration").record(time.perf_counter() - self._started, attributes)
         span.end()
 
@@ -250,6 +265,7 @@ def start_chat(
     if not _enabled() or not isinstance(request, GenerateRequest):
         return None  # not a request: the driver refuses it (INVALID_REQUEST), nothing to trace
     url = urlsplit(base_url)
+    model = _clip(model)  # a client of `hfdriver serve` chooses it
     attributes: dict[str, Any] = {
         "gen_ai.operation.name": "chat",
         "gen_ai.provider.name": provider,

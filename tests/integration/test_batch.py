@@ -446,10 +446,11 @@ def test_summary_counts() -> None:
 # ---------------------------------------------------------------------------- the CLI
 
 
-def write_input(path: Path, n: int) -> None:
+def write_input(path: Path, n: int) -> Path:
     with path.open("w") as handle:
         for i in range(n):
             handle.write(json.dumps({"custom_id": f"r{i}", "prompt": f"question {i}"}) + "\n")
+    return path
 
 
 async def run_cli(router: FakeRouter, tmp_path: Path, *args: str, wait: bool = True) -> Any:

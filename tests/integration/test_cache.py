@@ -117,11 +117,24 @@ async def test_sqlite_is_shared_by_two_instances(tmp_path: Path) -> None:
     assert stats.hits == 1 and stats.stores == 1 and stats.entries == 1
 
 
+async def damaged_cache(path: Path) -> None:
+    """A cache file of hfdriver's own whose pages are damaged (its header is intact)."""
+    store = SQLiteCache(path)
+    for i in range(50):
+        await store.set(f"k{i}", b"x" * 500)
+    await store.aclose()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    with path.open("r+b") as handle:
+        handle.seek(100)
+        handle.write(b"this is not a database page" * 400)
+
+
 async def test_corrupt_file_is_bypassed_with_one_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "broken.sqlite"
-    path.write_bytes(b"this is not a database at all" * 100)
+    await damaged_cache(path)  # (a file that is not a cache of ours is never touched: test_nothing_lost)
     store = SQLiteCache(path)
     with caplog.at_level(logging.WARNING, logger="hfdriver"):
         assert await store.get("k") is None
@@ -436,8 +449,7 @@ async def test_cli_cache_stats_and_clear(tmp_path: Path) -> None:
     assert "entries   0" in out
     # The default path comes from HF_HOME; a damaged file is made anew by clear.
     default = tmp_path / "hfdriver" / "cache.sqlite"
-    default.parent.mkdir(parents=True)
-    default.write_bytes(b"not sqlite" * 500)
+    await damaged_cache(default)
     code, out, _ = await _cli("stats", home=tmp_path)
     assert code == 1 and "cannot be read" in out and "cache clear" in out
     code, out, _ = await _cli("clear", home=tmp_path)

@@ -67,7 +67,7 @@ async def test_every_row_once_and_the_limit_shared_by_the_workers(tmp_path: Path
     assert sorted(ids) == sorted(f"r{i}" for i in range(400))  # all, once
     assert all(r["response"]["status_code"] == 200 for r in rows)
     assert summary.succeeded == 400 and summary.failed == 0
-    assert len(list(out.glob("*.jsonl"))) >= 2  # several blocks, written by Ray's datasink
+    assert len(list(out.glob("hfdriver-part-*.jsonl"))) >= 2  # a part file per worker
     # Two workers together stayed under the one limit: never more than rate + burst a second.
     assert max(per_second) <= 40 + 4 + 1, per_second
     assert rejected < 40, rejected
@@ -81,7 +81,7 @@ async def test_resume_sends_only_what_is_missing(tmp_path: Path) -> None:
     earlier = b"".join(result_line(BatchResult(custom_id=f"r{i}", response=answered)) for i in range(100))
     earlier += result_line(BatchResult(custom_id="r100", error=failed))
     earlier += result_line(BatchResult(custom_id="r101", response=answered))[:30]  # torn by a kill
-    (out / "earlier.jsonl").write_bytes(earlier)
+    (out / "hfdriver-part-earlier.jsonl").write_bytes(earlier)  # an earlier run's part file
     async with FakeRouter() as router:
         summary = await run(source, out, router, workers=2, concurrency=8)
         sent = sum(1 for r in router.requests if r.path == "/v1/chat/completions")
@@ -100,7 +100,7 @@ async def test_resume_sends_only_what_is_missing(tmp_path: Path) -> None:
 
 
 def worker_pids() -> list[int]:
-    """Processes of the pool's actors (Ray titles them ``ray::MapWorker(...)``)."""
+    """Processes of the pool's actors (Ray titles them ``ray::QueueWorker...``)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -108,7 +108,7 @@ def worker_pids() -> list[int]:
                 title = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if title.startswith(b"ray::MapWorker"):
+            if title.startswith((b"ray::QueueWorker", b"ray::MapWorker")):
                 pids.append(int(entry.name))
     return pids
 
@@ -120,7 +120,7 @@ async def test_a_worker_killed_mid_run_loses_no_row(tmp_path: Path) -> None:
         job = asyncio.ensure_future(run(source, out, router, workers=2, concurrency=4, batch_size=30))
         for _ in range(600):
             await asyncio.sleep(0.05)
-            if router.served >= 40:
+            if router.served >= 40 and worker_pids():  # the pool is up (this program starts first)
                 break
         pids = worker_pids()
         assert pids, "no worker actor found"
@@ -170,4 +170,113 @@ async def test_cli_engine_ray(tmp_path: Path) -> None:
     rows = output_rows(out)
     assert len(rows) == 61 and sum(1 for r in rows if r["error"]) == 1
     bad = next(r for r in rows if r["error"])
-    assert "input line 61" in bad["error"]["message"] or "input row" in bad["error"]["message"]
+    assert bad["error"]["message"].startswith("input line 61:"), bad
+
+
+# ---------------------------------------------------------------------------- nothing lost
+
+
+async def test_an_output_folder_holding_the_input_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    source = write_input(data / "in.jsonl", 20)
+    dataset = data / "dataset.jsonl"
+    dataset.write_text('{"text": "my dataset", "label": 1}\n')
+    before = {p.name: p.read_bytes() for p in data.iterdir()}
+    async with FakeRouter() as router:
+        for restart in (False, True):
+            with pytest.raises(HuggingFaceError) as info:
+                await run(source, data, router, workers=2, concurrency=4, restart=restart)
+            assert info.value.kind is HuggingFaceErrorKind.CONFIG and "holds the input" in info.value.message
+        assert not router.requests
+    assert {p.name: p.read_bytes() for p in data.iterdir()} == before
+
+
+async def test_an_output_folder_keeps_every_file_it_did_not_make(tmp_path: Path) -> None:
+    source, out = write_input(tmp_path / "in.jsonl", 40), tmp_path / "out"
+    out.mkdir()
+    mine = {"dataset.jsonl": b'{"text": "keep me"}\n', "notes.jsonl": b"not even json\n"}
+    for name, content in mine.items():
+        (out / name).write_bytes(content)
+    async with FakeRouter() as router:
+        await run(source, out, router, workers=2, concurrency=4)
+        await run(source, out, router, workers=2, concurrency=4, restart=True)
+    assert {name: (out / name).read_bytes() for name in mine} == mine
+    ids = Counter(
+        r["custom_id"]
+        for f in out.glob("hfdriver-part-*.jsonl")
+        for r in map(json.loads, f.read_text().splitlines())
+    )
+    assert set(ids) == {f"r{i}" for i in range(40)} and max(ids.values()) == 1
+
+
+async def test_a_jsonl_output_is_one_file_with_line_numbers_in_errors(tmp_path: Path) -> None:
+    source, out = write_input(tmp_path / "in.jsonl", 30), tmp_path / "answers.jsonl"
+    with source.open("a") as handle:
+        handle.write("{not json\n")
+    async with FakeRouter() as router:
+        summary = await run(source, out, router, workers=2, concurrency=4)
+    assert out.is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["answers.jsonl", "in.jsonl"]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 31 and summary.succeeded == 30 and summary.failed == 1
+    bad = next(r for r in rows if r["error"])
+    assert bad["error"]["message"].startswith("input line 31:"), bad
+
+
+def complete_rows(path: Path) -> int:
+    """Lines of a part file that a rerun keeps (a line torn by the kill is sent again)."""
+    kept = 0
+    for raw in path.read_bytes().splitlines(keepends=True):
+        try:
+            kept += raw.endswith(b"\n") and json.loads(raw)["error"] is None
+        except ValueError:
+            pass
+    return kept
+
+
+async def test_a_sigkilled_run_resends_at_most_what_was_in_flight(tmp_path: Path) -> None:
+    source, out = write_input(tmp_path / "in.jsonl", 400), tmp_path / "answers.jsonl"
+    async with FakeRouter(latency=0.05, record=False) as router:
+        config = tmp_path / "hfdriver.toml"
+        config.write_text(
+            f'[llm]\nprovider = "huggingface-endpoint"\nbase_url = "{router.base_url}"\nmodel = "{MODEL}"\n'
+        )
+        environ = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING", "RAY_ADDRESS"))}
+        environ.update(HF_HOME=str(tmp_path / "hf"), HFDRIVER_CONFIG=str(config))
+        command = [
+            sys.executable, "-m", "hfdriver.cli", "batch", str(source), "-o", str(out), "--engine", "ray",
+            "--workers", "2", "--concurrency", "8", "--quiet",
+        ]  # fmt: skip
+        proc = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=environ,
+            cwd=str(tmp_path), start_new_session=True,
+        )  # fmt: skip
+        parts = tmp_path / ".answers.jsonl.hfdriver-parts"
+        for _ in range(1200):
+            await asyncio.sleep(0.05)
+            written = (
+                sum(len(p.read_bytes().splitlines()) for p in parts.glob("hfdriver-part-*.jsonl"))
+                if parts.is_dir()
+                else 0
+            )
+            if written >= 100:
+                break
+        os.killpg(proc.pid, signal.SIGKILL)  # the run and the local Ray instance it started
+        await proc.wait()
+        await asyncio.sleep(2)  # let Ray's processes of the killed run go
+        first_run = router.served
+        written = sum(complete_rows(p) for p in parts.glob("hfdriver-part-*.jsonl"))
+        assert 100 <= written < 400
+        rerun = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=environ,
+            cwd=str(tmp_path),
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(rerun.communicate(), 240)
+        assert rerun.returncode == 0, err.decode()
+        second_run = router.served - first_run
+    ids = Counter(json.loads(line)["custom_id"] for line in out.read_text().splitlines())
+    assert set(ids) == {f"r{i}" for i in range(400)} and max(ids.values()) == 1
+    # Only rows never answered are sent again: at most the 16 in flight at the kill were paid twice.
+    assert second_run <= 400 - written, (second_run, written)
+    assert first_run + second_run <= 400 + 16, (first_run, second_run)
+    assert not parts.exists()

@@ -13,9 +13,27 @@ optional ``rpm`` / ``tpm`` budgets. ``hfdriver batch IN.jsonl -o OUT.jsonl`` run
 OpenAI Batch formats and resumes where a killed run stopped (:mod:`hfdriver.batch._files`).
 """
 
-from hfdriver.batch._files import IdSet, OutputFile, check_input, parse_line, read_input, result_line
+from hfdriver.batch._files import (
+    IdSet,
+    OutputFile,
+    check_input,
+    check_output_file,
+    parse_line,
+    read_input,
+    result_line,
+    same_file,
+)
 from hfdriver.batch._flow import FlowControl, FlowStats
-from hfdriver.batch._run import FATAL_KINDS, BatchItem, BatchResult, BatchSummary, estimate_tokens, run_batch
+from hfdriver.batch._lock import OutputLock
+from hfdriver.batch._run import (
+    FATAL_KINDS,
+    BatchItem,
+    BatchResult,
+    BatchSummary,
+    estimate_tokens,
+    max_pause_for,
+    run_batch,
+)
 
 __all__ = [
     "FATAL_KINDS",
@@ -26,10 +44,14 @@ __all__ = [
     "IdSet",
     "FlowStats",
     "OutputFile",
+    "OutputLock",
     "check_input",
+    "check_output_file",
     "estimate_tokens",
+    "max_pause_for",
     "parse_line",
     "read_input",
     "result_line",
     "run_batch",
+    "same_file",
 ]

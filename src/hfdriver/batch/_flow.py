@@ -22,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextvars
+import copy as copy_module
 import logging
+import math
 import time
 from collections import deque
 
@@ -30,12 +32,21 @@ import attrs
 
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 
-__all__ = ["FlowControl", "FlowStats", "RateLearner", "reset_row_attempt_counter", "row_attempt_counter"]
+__all__ = [
+    "DEFAULT_MAX_PAUSE",
+    "attempt_started",
+    "FlowControl",
+    "FlowStats",
+    "RateLearner",
+    "reset_row_attempt_counter",
+    "row_attempt_counter",
+]
 
 logger = logging.getLogger("hfdriver")
 
 _CONGESTION = frozenset({HuggingFaceErrorKind.RATE_LIMITED, HuggingFaceErrorKind.OVERLOADED})
 _DEFAULT_PAUSE = 1.0  # a rate-limit answer without Retry-After pauses this long
+DEFAULT_MAX_PAUSE = 60.0  # the longest shared pause: RetryPolicy().max_retry_after
 _START_RATE = 16.0  # requests/s where the learned rate starts (slow start) when adaptive
 _MEASURE = 0.5  # seconds of sends before a refused one that estimate the server's limit
 _KEEP_SENT = 10.0  # seconds of send times kept: a refusal is measured against them
@@ -70,9 +81,12 @@ class RateLearner:
     Shared by :class:`FlowControl` (one process) and the Ray engine's limit actor (a cluster).
     """
 
-    def __init__(self, *, rpm: float | None = None, adaptive: bool = True) -> None:
+    def __init__(
+        self, *, rpm: float | None = None, adaptive: bool = True, max_pause: float = DEFAULT_MAX_PAUSE
+    ) -> None:
         self.rpm = rpm
         self.adaptive = adaptive
+        self.max_pause = max_pause
         # Told a budget (rpm), the run starts at it; otherwise at a slow start's first rate.
         self.rate: float | None = _START_RATE if adaptive and not rpm else None
         self._ceiling: float | None = None
@@ -87,6 +101,17 @@ class RateLearner:
         self.rate_limited = 0
         self.pauses = 0
         self.paused_seconds = 0.0
+
+    def shifted(self, delta: float) -> RateLearner:
+        """A copy whose clock readings are moved by ``delta`` seconds: this state, adopted by a
+        process whose monotonic clock reads ``delta`` more (another machine of a cluster)."""
+        copy = copy_module.copy(self)
+        copy.paused_until = self.paused_until + delta
+        copy.reacted_at = self.reacted_at + delta
+        copy._measure_from = self._measure_from + delta
+        copy._successes = deque(t + delta for t in self._successes)
+        copy._sent = [t + delta for t in self._sent]
+        return copy
 
     def effective_rate(self) -> float | None:
         fixed = self.rpm / 60.0 if self.rpm else None
@@ -143,7 +168,15 @@ class RateLearner:
         """A rate-limit answer to an attempt let go at ``started`` (after the last reaction):
         pause, and learn."""
         self.reacted_at = now
-        pause = retry_after if retry_after is not None else _DEFAULT_PAUSE
+        pause = (
+            retry_after
+            if retry_after is not None and math.isfinite(retry_after) and retry_after >= 0
+            else _DEFAULT_PAUSE
+        )
+        # A server asking for a day (Retry-After: 86400) must not stop the whole batch for a day:
+        # the shared pause is capped where the retry policy stops waiting (that row fails as an
+        # over-limit 429, and a rerun sends it).
+        pause = min(pause, self.max_pause)
         if now + pause > self.paused_until:
             self.paused_until = now + pause
             self.pauses += 1
@@ -291,6 +324,8 @@ class FlowControl:
         rpm: requests per minute at most (fixed budget).
         tpm: tokens per minute at most (prompt estimate + ``max_tokens``, corrected by usage).
         adaptive: learn a rate from rate-limit answers (on by default).
+        max_pause: the longest pause one ``Retry-After`` imposes on every row (the retry
+            policy's ``max_retry_after``; a server asking for longer fails that row instead).
     """
 
     def __init__(
@@ -301,7 +336,12 @@ class FlowControl:
         rpm: float | None = None,
         tpm: float | None = None,
         adaptive: bool = True,
+        max_pause: float = DEFAULT_MAX_PAUSE,
     ) -> None:
+        if isinstance(max_pause, bool) or not isinstance(max_pause, (int, float)) or not max_pause >= 0:
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.CONFIG, f"max_pause must be a number >= 0, got {max_pause!r}"
+            )
         for name, value in (("max_concurrency", max_concurrency), ("rpm", rpm), ("tpm", tpm)):
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
@@ -315,7 +355,7 @@ class FlowControl:
         self.tpm = tpm
         self.adaptive = adaptive
         self.in_flight = 0
-        self.learner = RateLearner(rpm=rpm, adaptive=adaptive)
+        self.learner = RateLearner(rpm=rpm, adaptive=adaptive, max_pause=float(max_pause))
         self._next_send = 0.0
         self._waiters: deque[asyncio.Future[None]] = deque()  # for a concurrency slot
         self._queue: deque[asyncio.Future[None]] = deque()  # for a send time
@@ -507,6 +547,11 @@ class FlowControl:
             pauses=self.pauses,
             paused_seconds=self.paused_seconds,
         )
+
+
+def attempt_started() -> float:
+    """When the attempt in progress in this context was let go (``time.monotonic()``)."""
+    return _attempt_started.get()
 
 
 def row_attempt_counter() -> tuple[list[int], contextvars.Token[list[int] | None]]:

@@ -9,19 +9,25 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable
 
 import attrs
 
-from hfdriver.batch._flow import FlowControl, reset_row_attempt_counter, row_attempt_counter
+from hfdriver.batch._flow import (
+    DEFAULT_MAX_PAUSE,
+    FlowControl,
+    reset_row_attempt_counter,
+    row_attempt_counter,
+)
 from hfdriver.driver import Driver
 from hfdriver.dto.message import Text
 from hfdriver.dto.request import GenerateRequest
 from hfdriver.dto.response import Cost, GenerateResponse
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
-from hfdriver.transport import reset_attempt_gate, use_attempt_gate
+from hfdriver.transport import use_attempt_gate
 
 __all__ = [
     "FATAL_KINDS",
     "BatchItem",
     "BatchResult",
     "BatchSummary",
+    "max_pause_for",
     "run_batch",
 ]
 
@@ -140,8 +146,33 @@ async def _items(rows: Iterable[Row] | AsyncIterable[Row]) -> AsyncIterator[Batc
             yield _item(row)
 
 
-class _Stop(Exception):
-    pass
+def max_pause_for(driver: Driver) -> float:
+    """The driver's ``RetryPolicy.max_retry_after`` (the longest shared pause), if it has one."""
+    value = getattr(getattr(driver, "retry", None), "max_retry_after", None)
+    return (
+        float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else DEFAULT_MAX_PAUSE
+    )
+
+
+def _unexpected(exc: Exception) -> HuggingFaceError:
+    """A driver's own bug (a plugin's ``ValueError``...) fails its row, not the batch."""
+    return HuggingFaceError(
+        HuggingFaceErrorKind.SERVER,
+        f"the driver raised {type(exc).__name__}: {exc}"[:500],
+        retryable=False,
+    )
+
+
+class _Crash:
+    """The input could not be read: ``run_batch`` raises ``error`` to its consumer."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_END = object()
 
 
 async def run_batch(
@@ -160,7 +191,9 @@ async def run_batch(
     Args:
         rows: ``(custom_id, GenerateRequest)`` pairs or :class:`BatchItem` values, from an iterable
             or an async iterable; read lazily (memory stays flat in the number of rows).
-        concurrency: rows in flight at most (the adaptive limit stays at or under it).
+        concurrency: rows in flight (or finished and not yet taken by the consumer) at most; the
+            adaptive limit stays at or under it. Tasks exist only for rows actually in flight,
+            so a huge value costs nothing.
         rpm, tpm: request and token budgets per minute.
         adaptive: learn the server's rate from its rate-limit answers (see :class:`FlowControl`).
         flow: a :class:`FlowControl` to share (several batches, one limit); overrides the above.
@@ -168,33 +201,45 @@ async def run_batch(
             finish, no new row starts, then ``run_batch`` raises that error (a rerun resumes).
 
     Each row is retried by the driver's :class:`~hfdriver.RetryPolicy`; every attempt of an
-    hfdriver HTTP driver passes the flow control, so a ``Retry-After`` pauses all rows at once.
-    For any other driver (local, plugins) each row is one attempt through the same control.
-    A row that still fails is yielded with its error, and the batch goes on.
+    hfdriver HTTP driver passes the flow control, so a ``Retry-After`` pauses all rows at once
+    (for at most the policy's ``max_retry_after``). For any other driver (local, plugins) each
+    row is one attempt through the same control. A row that still fails is yielded with its
+    error — a driver's unexpected exception too (kind ``SERVER``, naming it) — and the batch goes on.
     """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise HuggingFaceError(
             HuggingFaceErrorKind.CONFIG, f"concurrency must be an integer >= 1, got {concurrency!r}"
         )
-    gate = flow or FlowControl(max_concurrency=concurrency, rpm=rpm, tpm=tpm, adaptive=adaptive)
+    gate = flow or FlowControl(
+        max_concurrency=concurrency, rpm=rpm, tpm=tpm, adaptive=adaptive, max_pause=max_pause_for(driver)
+    )
     # hfdriver's HTTP drivers send every attempt (retries too) through the gate themselves.
     gate_aware = bool(getattr(driver, "attempt_gate_aware", False))
     source = _items(rows).__aiter__()
-    pull_lock = asyncio.Lock()
-    results: asyncio.Queue[BatchResult | None] = asyncio.Queue(maxsize=concurrency * 2)
+    # A slot is a row in flight or finished and not yet taken: memory stays O(concurrency).
+    slots = asyncio.Semaphore(concurrency)
+    results: asyncio.Queue[object] = asyncio.Queue()
     stopped: list[HuggingFaceError] = []
-    exhausted = False
+    running: set[asyncio.Task[None]] = set()
+    fed = False
 
-    async def next_item() -> BatchItem | None:
-        nonlocal exhausted
-        async with pull_lock:
-            if exhausted or stopped:
-                return None
+    async def attempt(item: BatchItem, request: GenerateRequest) -> GenerateResponse:
+        estimate = estimate_tokens(request) if gate.tpm else 0
+        await gate.spend_tokens(estimate)
+        if gate_aware:
+            response = await driver.generate(request)
+        else:
+            # A driver whose attempts do not pass the gate: the row is the attempt.
+            await gate.before_attempt()
             try:
-                return await source.__anext__()
-            except StopAsyncIteration:
-                exhausted = True
-                return None
+                response = await driver.generate(request)
+            except BaseException as exc:
+                gate.after_attempt(exc)
+                raise
+            gate.after_attempt(None)
+        if estimate and response.usage is not None:
+            gate.refund_tokens(estimate, response.usage.total_tokens)
+        return response
 
     async def run_row(item: BatchItem) -> BatchResult:
         started = time.monotonic()
@@ -204,32 +249,19 @@ async def run_batch(
             )
             return BatchResult(custom_id=item.custom_id, error=error, line=item.line)
         counter, token = row_attempt_counter()
-        estimate = estimate_tokens(item.request) if gate.tpm else 0
         try:
-            await gate.spend_tokens(estimate)
-            if gate_aware:
-                response = await driver.generate(item.request)
-            else:
-                # A driver whose attempts do not pass the gate: the row is the attempt.
-                await gate.before_attempt()
-                try:
-                    response = await driver.generate(item.request)
-                except BaseException as exc:
-                    gate.after_attempt(exc)
-                    raise
-                gate.after_attempt(None)
-        except HuggingFaceError as exc:
+            response = await attempt(item, item.request)
+        except Exception as exc:
+            error = exc if isinstance(exc, HuggingFaceError) else _unexpected(exc)
             return BatchResult(
                 custom_id=item.custom_id,
-                error=exc,
+                error=error,
                 attempts=max(counter[0], 1),
                 elapsed=time.monotonic() - started,
                 line=item.line,
             )
         finally:
             reset_row_attempt_counter(token)
-        if estimate and response.usage is not None:
-            gate.refund_tokens(estimate, response.usage.total_tokens)
         attempts = counter[0] if counter[0] or response.cached else 1
         return BatchResult(
             custom_id=item.custom_id,
@@ -239,40 +271,53 @@ async def run_batch(
             line=item.line,
         )
 
-    async def worker() -> None:
-        gate_token = use_attempt_gate(gate)
-        try:
-            while True:
-                item = await next_item()
-                if item is None:
-                    return
-                result = await run_row(item)
-                error = result.error
-                if error is not None and error.kind in stop_on and item.error is None:
-                    stopped.append(error)
-                await results.put(result)
-        finally:
-            reset_attempt_gate(gate_token)
+    async def one(item: BatchItem) -> None:
+        result = await run_row(item)
+        error = result.error
+        if error is not None and error.kind in stop_on and item.error is None:
+            stopped.append(error)
+        results.put_nowait(result)
 
-    async def supervise() -> None:
-        try:
-            await asyncio.gather(*workers)
-        finally:
-            await results.put(None)
+    def row_done(task: asyncio.Task[None]) -> None:
+        running.discard(task)
+        if fed and not running:
+            results.put_nowait(_END)
 
-    workers = [asyncio.ensure_future(worker()) for _ in range(concurrency)]
-    supervisor = asyncio.ensure_future(supervise())
+    async def feed() -> None:
+        nonlocal fed
+        use_attempt_gate(gate)  # this task's context, which every row task copies
+        loop = asyncio.get_running_loop()
+        try:
+            async for item in source:
+                await slots.acquire()
+                if stopped:
+                    slots.release()
+                    break
+                task = loop.create_task(one(item))
+                running.add(task)
+                task.add_done_callback(row_done)
+        except Exception as exc:  # the input itself failed (a bad row type, a reader's error)
+            results.put_nowait(_Crash(exc))
+        finally:
+            fed = True
+            if not running:
+                results.put_nowait(_END)
+
+    feeder = asyncio.ensure_future(feed())
     try:
         while True:
             result = await results.get()
-            if result is None:
+            if result is _END:
                 break
+            if isinstance(result, _Crash):
+                raise result.error
+            slots.release()
+            assert isinstance(result, BatchResult)
             yield result
-        await supervisor  # a worker's unexpected exception surfaces here
     finally:
-        for task in (*workers, supervisor):
+        for task in (feeder, *running):
             task.cancel()
-        await asyncio.gather(*workers, supervisor, return_exceptions=True)
+        await asyncio.gather(feeder, *running, return_exceptions=True)
         if hasattr(source, "aclose"):
             await source.aclose()
     if stopped:

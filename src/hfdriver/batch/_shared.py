@@ -1,18 +1,20 @@
-"""The cluster's one rate limit, as a plain class that the Ray engine runs as an actor.
+"""The cluster's one rate limit and its queue of work, as plain classes the Ray engine runs as
+actors.
 
-It lives apart from :mod:`hfdriver.batch.ray` so that the actor's process imports only the flow
-control (not Ray Data): the limit is up, and the first rows sent, about a second sooner.
+They live apart from :mod:`hfdriver.batch.ray` so that the actors' processes import only the flow
+control (not Ray): the limit is up, and the first rows sent, about a second sooner.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any
 
 from hfdriver.batch._flow import FlowControl
 from hfdriver.errors import HuggingFaceErrorKind
 
-__all__ = ["SharedLimit"]
+__all__ = ["SharedLimit", "WorkQueue"]
 
 
 class SharedLimit:
@@ -21,11 +23,17 @@ class SharedLimit:
     arrival order, nothing booked ahead, so a changed rate or a pause applies at once.
     """
 
-    def __init__(self, rpm: float | None = None, adaptive: bool = True) -> None:
+    def __init__(self, rpm: float | None = None, adaptive: bool = True, max_pause: float = 60.0) -> None:
         # The single-process flow control's pacer and learner, with no concurrency limit of its own.
-        self.flow = FlowControl(max_concurrency=1 << 30, rpm=rpm, adaptive=adaptive)
+        self.flow = FlowControl(max_concurrency=1 << 30, rpm=rpm, adaptive=adaptive, max_pause=max_pause)
         self.stopped: tuple[str, str] | None = None
         self.sent = 0
+
+    async def adopt(self, learner: Any, sent_at: float) -> None:
+        """Take over what the program that started the batch learned while this actor started
+        (its :class:`RateLearner`, read at ``sent_at`` on that program's monotonic clock)."""
+        self.flow.learner = learner.shifted(time.monotonic() - sent_at)
+        self.flow.reschedule()
 
     async def report(self, successes: int) -> None:
         """Answers a worker got that no later ``acquire`` will report (the end of its batch)."""
@@ -70,3 +78,23 @@ class SharedLimit:
             "pauses": learner.pauses,
             "sent": self.sent,
         }
+
+
+class WorkQueue:
+    """The work of a batch (ranges of lines of the input file, or rows to redo), handed to the
+    workers one piece at a time as they ask (an async Ray actor); counts the rows written."""
+
+    def __init__(self, work: list[dict[str, Any]]) -> None:
+        self._todo = deque(work)
+        self.written = 0
+
+    async def take(self) -> dict[str, Any] | None:
+        """The next piece of work, or None when there is none left."""
+        return self._todo.popleft() if self._todo else None
+
+    async def wrote(self, rows: int) -> None:
+        self.written += rows
+
+    async def progress(self) -> int:
+        """Rows written so far."""
+        return self.written

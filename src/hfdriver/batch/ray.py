@@ -1,23 +1,27 @@
-"""The batch on a Ray cluster (extra ``ray``): Ray Data reads and writes, an actor pool sends.
+"""The batch on a Ray cluster (extra ``ray``): a pool of worker actors, one rate limit for all.
 
 >>> from hfdriver.batch.ray import run_batch_on_ray
->>> summary = run_batch_on_ray("requests.jsonl", "answers/", llm=load_config().profile(None))  # doctest: +SKIP
+>>> summary = run_batch_on_ray("requests.jsonl", "answers.jsonl", llm=load_config().profile(None))  # doctest: +SKIP
 
-- **Input**: a JSONL file in the formats of ``hfdriver batch`` (read with ``ray.data.read_text``), or
-  any ``ray.data.Dataset`` whose rows have the same fields (``custom_id`` with ``body``, ``prompt``
-  or ``messages``), or a ``text`` column of such JSON lines.
-- **Workers**: ``map_batches`` over an actor pool. Each actor builds one driver from the
-  configuration (an :class:`~hfdriver.config.LLMConfig`: names of environment variables and
-  files, never a token), so tokens come from the workers' environment, and runs its rows with
-  :func:`hfdriver.batch.run_batch` (asyncio concurrency).
-- **One rate limit for the cluster**: a :class:`SharedLimit` actor that every attempt of every
-  worker asks before sending (the same :class:`~hfdriver.batch.RateLearner` as on one machine);
-  a 429's ``Retry-After`` pauses all of them; an ``AUTHENTICATION`` / ``PAYMENT_REQUIRED`` /
-  ``CONFIG`` failure stops them all.
-- **Output**: OpenAI Batch output lines, written by Ray's file datasink into a directory (one
-  ``.jsonl`` file per block). Resume by ``custom_id``: a rerun keeps the answered rows of the
-  directory and sends the rest. An actor that dies is restarted and its block retried: the
-  block's file is written once, when the block is done, so no row is written twice.
+- **Input**: a JSONL file in the formats of ``hfdriver batch``, split into ranges of lines that
+  the workers take from one :class:`~hfdriver.batch._shared.WorkQueue` actor as they go and read
+  themselves (so an error names its line number); or any ``ray.data.Dataset`` whose rows have
+  the same fields (``custom_id`` with ``body``, ``prompt`` or ``messages``), or a ``text`` column
+  of such JSON lines (run with ``map_batches``).
+- **Workers**: ``workers`` actors (:class:`~hfdriver.batch._cluster.QueueWorker`, importing only
+  hfdriver: up in under a second), each with one driver built from the configuration (an
+  :class:`~hfdriver.config.LLMConfig`: names of environment variables and files, never a token),
+  running rows with asyncio. The program that starts the batch works too, from its first second
+  (while the actors start), with the same configuration, when it can build that driver itself.
+- **One rate limit for the cluster**: a :class:`~hfdriver.batch._shared.SharedLimit` actor that
+  every attempt of every worker asks before sending; a 429's ``Retry-After`` pauses all of them;
+  an ``AUTHENTICATION`` / ``PAYMENT_REQUIRED`` / ``CONFIG`` failure stops them all.
+- **Output**: OpenAI Batch output lines, each appended by its worker to the worker's own part
+  file as the row finishes (:mod:`hfdriver.batch._parts`), so a kill loses at most the requests
+  in flight. ``output`` is a ``.jsonl`` file (the parts are merged into it atomically at the end)
+  or a directory (of part files). Resume by ``custom_id``: a rerun keeps the answered rows and
+  sends the rest. An actor that dies is restarted by Ray; rows it had taken and not written are
+  sent again at the end of the run, and the merge keeps one line per row.
 """
 
 from __future__ import annotations
@@ -25,25 +29,32 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
-from collections.abc import Iterator
+import sys
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from hfdriver.batch._files import IdSet, compact_outputs, parse_line, parse_row, result_line
-from hfdriver.batch._flow import FlowControl
-from hfdriver.batch._run import FATAL_KINDS, BatchItem, BatchSummary, run_batch
-from hfdriver.batch._shared import SharedLimit
+from hfdriver.batch._cluster import (
+    DatasetWorker,
+    HandoverGate,
+    QueueWorker,
+    RaySettings,
+    WorkerCore,
+    line_ranges,
+)
+from hfdriver.batch._files import IdSet, row_ids, written_ids
+from hfdriver.batch._flow import DEFAULT_MAX_PAUSE
+from hfdriver.batch._parts import PartedOutput
+from hfdriver.batch._run import BatchSummary
+from hfdriver.batch._shared import SharedLimit, WorkQueue
 from hfdriver.dto.response import Cost
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 
 try:
     import ray
     import ray.data
-    from ray.data.block import BlockAccessor
-    from ray.data.datasource import BlockBasedFileDatasink
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise ImportError(f"the Ray engine needs the ray extra: pip install 'hfdriver[ray]' ({exc})") from None
 
@@ -51,168 +62,20 @@ __all__ = ["RaySettings", "SharedLimit", "run_batch_on_ray"]
 
 logger = logging.getLogger("hfdriver")
 
-
-class _ClusterGate(FlowControl):
-    """A worker's gate: local concurrency, the send slot from the :class:`SharedLimit` actor."""
-
-    def __init__(self, limit: Any, *, max_concurrency: int, tpm: float | None) -> None:
-        super().__init__(max_concurrency=max_concurrency, tpm=tpm, adaptive=False)
-        self._limit = limit
-        self._successes = 0
-
-    async def wait_for_turn(self) -> None:
-        successes, self._successes = self._successes, 0
-        if not await self._limit.acquire.remote(successes):
-            state = await self._limit.state.remote()
-            kind, message = state["stopped"] or ("CONFIG", "stopped")
-            raise HuggingFaceError(HuggingFaceErrorKind[kind], f"not sent: the batch stopped ({message})")
-
-    def _on_success(self, now: float) -> None:
-        self._successes += 1
-        super()._on_success(now)
-
-    async def flush(self) -> None:
-        """Report the answers not reported yet (the learner counts them)."""
-        successes, self._successes = self._successes, 0
-        if successes:
-            await self._limit.report.remote(successes)
-
-    def after_attempt(self, error: BaseException | None) -> None:
-        if isinstance(error, HuggingFaceError) and error.kind in (
-            HuggingFaceErrorKind.RATE_LIMITED,
-            HuggingFaceErrorKind.OVERLOADED,
-        ):
-            started = _started_ago()
-            self._limit.congestion.remote(error.kind.name, error.retry_after, started)
-        if isinstance(error, HuggingFaceError) and error.kind in FATAL_KINDS:
-            self._limit.stop.remote(error.kind.name, error.message)
-        super().after_attempt(error)
+_REDO_ROWS = 64  # rows per piece of work when rows a dead actor had taken are sent again
+_ROUNDS = 3  # the first pass, then rounds that send again what dead actors had taken
 
 
-def _started_ago() -> float:
-    from hfdriver.batch._flow import _attempt_started
-
-    return max(0.0, time.monotonic() - _attempt_started.get())
-
-
-@attrs.frozen(slots=True, kw_only=True)
-class RaySettings:
-    """What every worker needs: the configuration (no token), and its share of the work."""
-
-    llm: Any
-    """An :class:`~hfdriver.config.LLMConfig` (tokens are resolved on the worker)."""
-    concurrency: int = 32
-    """Rows in flight per worker."""
-    tpm: float | None = None
-    """Tokens per minute for the whole batch (split evenly between the workers)."""
-    workers: int = 2
-
-
-def _rows(batch: dict[str, Any]) -> Iterator[BatchItem]:
-    """The rows of a numpy batch as :class:`BatchItem` values."""
-    columns = list(batch)
-    count = len(batch[columns[0]]) if columns else 0
-    lines = batch.get("line")
-    if "text" in batch:
-        for index in range(count):
-            item = parse_line(str(batch["text"][index]), int(lines[index]) if lines is not None else None)
-            if item is not None:
-                yield item
-        return
-    for index in range(count):
-        row = {name: _plain(batch[name][index]) for name in columns if name != "line"}
-        row = {k: v for k, v in row.items() if v is not None}
-        line = int(lines[index]) if lines is not None else None
-        yield parse_row(row, line, json.dumps(row, default=str)[:200])
-
-
-def _plain(value: Any) -> Any:
-    """numpy values and arrays as plain Python (Ray Data hands columns over as numpy)."""
-    if hasattr(value, "tolist"):
-        return _plain(value.tolist())
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-class _Worker:
-    """One actor of the pool: one driver, one event loop, rows through ``run_batch``."""
-
-    def __init__(self, settings: RaySettings, limit: Any, done: Any) -> None:
-        from hfdriver.config import create_driver
-
-        self._settings = settings
-        self._limit = limit
-        self._done: IdSet = ray.get(done) if isinstance(done, ray.ObjectRef) else done
-        self._loop = asyncio.new_event_loop()
-        self._driver = create_driver(settings.llm)
-        self._gate: _ClusterGate | None = None
-
-    def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
-        return self._loop.run_until_complete(self._run(batch))
-
-    async def _run(self, batch: dict[str, Any]) -> dict[str, list[str]]:
-        settings = self._settings
-        gate = self._gate
-        if gate is None:  # one per actor, kept across its batches (and its event loop)
-            tpm = settings.tpm / settings.workers if settings.tpm else None
-            gate = self._gate = _ClusterGate(self._limit, max_concurrency=settings.concurrency, tpm=tpm)
-        items = (item for item in _rows(batch) if item.custom_id not in self._done)
-        lines: list[str] = []
-        async for result in run_batch(
-            self._driver, items, flow=gate, concurrency=settings.concurrency, stop_on=frozenset()
-        ):
-            error = result.error
-            if error is not None and error.kind in FATAL_KINDS:
-                continue  # not written: a rerun sends it
-            lines.append(result_line(result).decode())
-        await gate.flush()
-        return {"line": lines}
-
-    def __del__(self) -> None:
-        loop = getattr(self, "_loop", None)
-        driver = getattr(self, "_driver", None)
-        if loop is not None and driver is not None and not loop.is_closed():
-            try:
-                loop.run_until_complete(driver.aclose())
-            finally:
-                loop.close()
-
-
-class _LinesDatasink(BlockBasedFileDatasink):
-    """Ray's file datasink, writing each block's output lines to one ``.jsonl`` file."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__(path, file_format="jsonl")
-
-    def write_block_to_file(self, block: BlockAccessor, file: Any) -> None:
-        lines = block.to_pandas()["line"] if block.num_rows() else []
-        file.write("".join(lines).encode())
-
-
-def _ensure_ray(address: str | None, workers: int) -> bool:
+def _ensure_ray(address: str | None, workers: int, *, quiet: bool) -> bool:
     """Connect to ``address`` or start a local instance; True when this call started it."""
     if ray.is_initialized():
         return False
+    level = logging.ERROR if quiet else logging.WARNING
     if address:
-        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        ray.init(address=address, log_to_driver=False, logging_level=level)
         return True
-    ray.init(
-        num_cpus=max(2, workers),
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
-    )
+    ray.init(num_cpus=max(2, workers), include_dashboard=False, log_to_driver=False, logging_level=level)
     return True
-
-
-def _dataset(source: str | Path | Any, workers: int) -> Any:
-    if isinstance(source, (str, Path)):
-        # One small file is one block, which one actor would run alone: split it for the pool.
-        return ray.data.read_text(str(source), override_num_blocks=workers * 4)
-    return source
 
 
 def run_batch_on_ray(
@@ -229,54 +92,67 @@ def run_batch_on_ray(
     batch_size: int = 256,
     restart: bool = False,
     progress: bool = False,
+    max_pause: float = DEFAULT_MAX_PAUSE,
+    local_worker: bool = True,
 ) -> BatchSummary:
-    """Run ``source`` (a JSONL path or a ``ray.data.Dataset``) on Ray; answers go to the ``output``
-    directory. Returns the totals read back from the output; raises the stopping error when an
-    ``AUTHENTICATION`` / ``PAYMENT_REQUIRED`` / ``CONFIG`` failure stopped the batch."""
-    if workers < 1 or concurrency < 1:
-        raise HuggingFaceError(HuggingFaceErrorKind.CONFIG, "workers and concurrency must be >= 1")
-    out_dir = Path(output)
-    if out_dir.exists() and not out_dir.is_dir():
+    """Run ``source`` (a JSONL path or a ``ray.data.Dataset``) on Ray; answers go to ``output``
+    (a ``.jsonl`` file, or a directory of part files; see :mod:`hfdriver.batch._parts`). Returns
+    the totals read back from the output; raises the stopping error when an ``AUTHENTICATION`` /
+    ``PAYMENT_REQUIRED`` / ``CONFIG`` failure stopped the batch.
+
+    ``batch_size``: rows per piece of work a worker takes at a time. ``local_worker``: this
+    program sends rows too (from its first second, while the actors start), when it can build the
+    configuration's driver itself. Call it from synchronous code (or ``asyncio.to_thread``).
+    """
+    if workers < 1 or concurrency < 1 or batch_size < 1:
         raise HuggingFaceError(
-            HuggingFaceErrorKind.CONFIG,
-            f"with the Ray engine the output is a directory of .jsonl files; {out_dir} is a file",
+            HuggingFaceErrorKind.CONFIG, "workers, concurrency and batch_size must be >= 1"
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    existing = sorted(out_dir.glob("*.jsonl"))
-    if restart:
-        for path in existing:
-            path.unlink()
-        existing = []
-    done, _ = compact_outputs(existing) if existing else (IdSet(), 0)
-    summary = BatchSummary(skipped=len(done))
-    started_here = _ensure_ray(address, workers)
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = progress
+    file_source = Path(source).resolve() if isinstance(source, (str, Path)) else None
+    target = PartedOutput(Path(output), source=file_source, restart=restart)
+    done = target.open()
     try:
-        actor: Any = ray.remote(SharedLimit)
-        # An async actor: every waiting attempt is a coroutine on its loop, not a thread.
-        # If it dies, Ray restarts it (the rate is learned again) and retries the calls in flight.
-        limit: Any = actor.options(
-            num_cpus=0, max_concurrency=100_000, max_restarts=-1, max_task_retries=-1
-        ).remote(rpm, adaptive)
-        settings = RaySettings(llm=llm, concurrency=concurrency, tpm=tpm, workers=workers)
-        answers = _dataset(source, workers).map_batches(
-            _Worker,
-            fn_constructor_args=(settings, limit, done),
-            batch_size=batch_size,
-            batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=workers),
-            num_cpus=0.25,  # the actors wait on the network; Ray Data restarts one that dies
-        )
-        answers.write_datasink(_LinesDatasink(str(out_dir)))
-        state: dict[str, Any] = ray.get(limit.state.remote())
+        summary = BatchSummary(skipped=len(done))
+        started_here = _ensure_ray(address, workers, quiet=not progress)
+        try:
+            limit: Any = (
+                ray.remote(SharedLimit)
+                # An async actor: every waiting attempt is a coroutine on its loop, not a thread. If it
+                # dies, Ray restarts it (the rate is learned again) and retries the calls in flight.
+                .options(num_cpus=0, max_concurrency=100_000, max_restarts=-1, max_task_retries=-1)
+                .remote(rpm, adaptive, max_pause)
+            )
+            settings = RaySettings(
+                llm=llm,
+                concurrency=concurrency,
+                tpm=tpm,
+                workers=workers,
+                parts=str(target.parts_dir.resolve()),
+                source=str(file_source) if file_source is not None else None,
+            )
+            if file_source is not None:
+                _File(
+                    file_source,
+                    target,
+                    done,
+                    settings,
+                    limit,
+                    batch_size=batch_size,
+                    rpm=rpm,
+                    adaptive=adaptive,
+                    max_pause=max_pause,
+                ).run(local_worker, progress)
+            else:
+                _run_dataset(source, settings, limit, done, batch_size, progress)
+            state: dict[str, Any] = ray.get(limit.state.remote())
+        finally:
+            if started_here:
+                ray.shutdown()
+        target.finish()
+        for raw in target.lines():
+            _count(summary, raw)
     finally:
-        if started_here:
-            ray.shutdown()
-    for path in sorted(out_dir.glob("*.jsonl")):
-        with path.open("rb") as handle:
-            for raw in handle:
-                _count(summary, raw)
+        target.close()
     summary.rows -= summary.skipped  # totals of this run; skipped rows were answered before
     summary.succeeded -= summary.skipped
     stopped = state["stopped"]
@@ -289,6 +165,193 @@ def run_batch_on_ray(
     summary.attempts = int(state["sent"])
     summary.rate_limited = int(state["rate_limited"])
     return summary
+
+
+class _File:
+    """A file source: a pool of queue workers (and this program) over ranges of its lines."""
+
+    def __init__(
+        self,
+        source: Path,
+        target: PartedOutput,
+        done: IdSet,
+        settings: RaySettings,
+        limit: Any,
+        *,
+        batch_size: int,
+        rpm: float | None,
+        adaptive: bool,
+        max_pause: float,
+    ) -> None:
+        self.source, self.target, self.done, self.limit = source, target, done, limit
+        self.settings = settings
+        self.batch_size = batch_size
+        self._pacing = {"rpm": rpm, "adaptive": adaptive, "max_pause": max_pause}
+
+    def run(self, local_worker: bool, progress: bool) -> None:
+        asyncio.run(self._run(local_worker, progress))
+
+    async def _local(self, settings: RaySettings) -> WorkerCore | None:
+        """This program as a worker, when it can build the driver (its token, its extras) and the
+        driver sends through the gate (an HTTP driver: a local model would load here too). Its
+        gate paces by itself until the cluster's limit is up (:class:`HandoverGate`)."""
+        from hfdriver.config import create_driver
+
+        try:
+            driver = create_driver(settings.llm)
+        except HuggingFaceError as exc:
+            logger.debug("hfdriver: this program sends no rows itself (%s)", exc.message)
+            return None
+        if not getattr(driver, "attempt_gate_aware", False):
+            await driver.aclose()
+            return None
+        gate = HandoverGate(
+            self.limit,
+            max_concurrency=settings.concurrency,
+            tpm=settings.tpm / settings.workers if settings.tpm else None,
+            **self._pacing,  # type: ignore[arg-type]
+        )
+        return WorkerCore(settings, self.limit, self.done, driver=driver, gate=gate)
+
+    async def _run(self, local_worker: bool, progress: bool) -> None:
+        settings = self.settings
+        with self.source.open("rb") as handle:
+            lines = sum(1 for _ in handle)
+        per_range = max(1, min(self.batch_size, -(-lines // (settings.workers * 4))))
+        work = line_ranges(self.source, per_range)
+        actors = settings.workers
+        if local_worker:  # one more share of the token budget
+            settings = attrs.evolve(settings, workers=actors + 1)
+        local = await self._local(settings) if local_worker else None
+        if local is None:
+            settings = attrs.evolve(settings, workers=actors)
+        # This program starts on the first ranges at once, pacing by itself; the queue actor gets
+        # the rest. Once the limit and the queue answer (their processes take half a second or
+        # more), it hands over what it learned and the pool starts.
+        first, work = (work[:2], work[2:]) if local is not None else ([], work)
+        queue: Any = ray.remote(WorkQueue).options(num_cpus=0).remote(work)
+        runs: list[Awaitable[Any]] = [local.run_queue(queue, first)] if local is not None else []
+        local_run = asyncio.ensure_future(runs[0]) if runs else None
+        pool: list[Any] = []
+        bar = _Bar(max(0, lines - len(self.done)) if progress else None)
+        failures: list[BaseException] = []
+        try:
+            await asyncio.gather(_awaited(self.limit.state.remote()), _awaited(queue.progress.remote()))
+            if local is not None and isinstance(local.gate, HandoverGate):
+                await local.gate.handover()
+            done_ref = ray.put(self.done)
+            pool = [
+                ray.remote(QueueWorker)
+                .options(num_cpus=0.25, max_restarts=-1, max_task_retries=-1)
+                .remote(settings, self.limit, done_ref)
+                for _ in range(actors)
+            ]
+            for round_ in range(_ROUNDS):
+                if round_:
+                    queue = ray.remote(WorkQueue).options(num_cpus=0).remote(work)
+                    local_run = asyncio.ensure_future(local.run_queue(queue)) if local is not None else None
+                runs = [_awaited(worker.run.remote(queue)) for worker in pool]
+                if local_run is not None:
+                    runs.append(local_run)
+                ticker = bar.follow(queue)
+                results = await asyncio.gather(*runs, return_exceptions=True)
+                ticker.cancel()
+                failures = [r for r in results if isinstance(r, BaseException)]
+                for failure in failures:
+                    logger.warning("hfdriver: a worker of the batch failed: %s", failure)
+                if (await self.limit.state.remote())["stopped"] is not None:
+                    return
+                work = self._unwritten()
+                if not work:
+                    return
+                logger.info(
+                    "hfdriver: sending again %d rows that workers took and did not answer",
+                    sum(len(piece["rows"]) for piece in work),
+                )
+            if failures:
+                raise failures[0]
+        finally:
+            bar.close()
+            if local_run is not None and not local_run.done():
+                local_run.cancel()
+                await asyncio.gather(local_run, return_exceptions=True)
+            for worker in pool:
+                await _quietly(worker.aclose.remote())
+                ray.kill(worker)
+            if local is not None:
+                await local.aclose()
+
+    def _unwritten(self) -> list[dict[str, Any]]:
+        """Rows of the input no worker wrote (an actor died with them): pieces of work to redo."""
+        written = written_ids(self.target.parts())
+        missing = [
+            [number, text]
+            for number, custom_id, text in row_ids(self.source)
+            if custom_id not in self.done and custom_id not in written
+        ]
+        return [{"rows": missing[i : i + _REDO_ROWS]} for i in range(0, len(missing), _REDO_ROWS)]
+
+
+async def _awaited(run: Awaitable[Any]) -> Any:
+    return await run
+
+
+async def _quietly(call: Awaitable[Any]) -> None:
+    try:
+        await call
+    except Exception:  # an actor already gone: nothing to close
+        logger.debug("hfdriver: closing a worker failed", exc_info=True)
+
+
+class _Bar:
+    """A tqdm bar of rows written, when asked for and installed."""
+
+    def __init__(self, total: int | None) -> None:
+        self._bar: Any = None
+        if total is None:
+            return
+        try:
+            from tqdm.auto import tqdm  # type: ignore[import-untyped,unused-ignore]
+        except ImportError:
+            return
+        self._bar = tqdm(total=total, unit="row", file=sys.stderr, dynamic_ncols=True)
+        self._shown = 0
+        self._base = 0
+
+    def follow(self, queue: Any) -> asyncio.Task[None]:
+        async def tick() -> None:
+            while self._bar is not None:
+                written = self._base + int(await queue.progress.remote())
+                self._bar.update(written - self._shown)
+                self._shown = written
+                await asyncio.sleep(0.5)
+
+        if self._bar is not None:
+            self._base = self._shown
+        return asyncio.ensure_future(tick())
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _run_dataset(
+    source: Any, settings: RaySettings, limit: Any, done: IdSet, batch_size: int, progress: bool
+) -> None:
+    """A ``ray.data.Dataset`` source: Ray Data's actor pool runs its batches."""
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = progress
+    answers = source.map_batches(
+        DatasetWorker,
+        fn_constructor_args=(settings, limit, done),
+        batch_size=batch_size,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=settings.workers),
+        num_cpus=0.25,  # the actors wait on the network; Ray Data restarts one that dies
+    )
+    for _ in answers.iter_batches(batch_size=None):
+        pass  # the rows are in the part files; this only drives the pool
 
 
 def _count(summary: BatchSummary, raw: bytes) -> None:

@@ -14,6 +14,7 @@ Streams are replayed from the cache, and a stream read to its end is stored.
 """
 
 from hfdriver.cache._codec import cache_key, decode_response, encode_response
+from hfdriver.cache._file import classify as classify_cache_path
 from hfdriver.cache._layer import CachedDriver, CachedStream, CacheLayer, replay_chunks
 from hfdriver.cache._memory import MemoryCache
 from hfdriver.cache._protocol import Cache, CacheStats
@@ -29,6 +30,7 @@ __all__ = [
     "MemoryCache",
     "SQLiteCache",
     "cache_key",
+    "classify_cache_path",
     "decode_response",
     "default_cache_path",
     "encode_response",

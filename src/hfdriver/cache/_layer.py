@@ -8,7 +8,6 @@ a replayed stream; a stream read to its finish is stored, one cut short or faile
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
@@ -18,8 +17,9 @@ import attrs
 
 from hfdriver._defaults import DriverWrapper
 from hfdriver.cache._codec import cache_key, decode_response, encode_response, is_complete
+from hfdriver.cache._flight import STALLED, Flight, SingleFlight
 from hfdriver.cache._protocol import Cache, CacheStats
-from hfdriver.driver import Driver, ResponseStream
+from hfdriver.driver import Driver, ResponseStream, driver_identity
 from hfdriver.dto.request import GenerateRequest
 from hfdriver.dto.response import Cost, GenerateResponse
 from hfdriver.dto.stream import ChunkCollector, StreamChunk
@@ -65,13 +65,14 @@ def _checked(cache: object) -> Cache:
 
 
 class CacheLayer:
-    """A :class:`Cache` plus the in-flight table; one per driver."""
+    """A :class:`Cache` plus the in-flight table; one per driver.
 
-    def __init__(self, cache: Cache) -> None:
+    ``read`` / ``total``: the driver's ``Timeouts``, which bound how long a call waits for an
+    identical one in flight (see :mod:`hfdriver.cache._flight`)."""
+
+    def __init__(self, cache: Cache, *, read: float = 60.0, total: float = 300.0) -> None:
         self.cache = _checked(cache)
-        # key -> the answer of the call in flight; its result is None when the leader gave up
-        # (cancelled, stream abandoned): a follower then calls upstream itself.
-        self._flights: dict[str, asyncio.Future[GenerateResponse | None]] = {}
+        self._flights = SingleFlight(read=read, total=total)
 
     @staticmethod
     def key(namespace: str, payload: Mapping[str, Any]) -> str:
@@ -91,50 +92,37 @@ class CacheLayer:
         if is_complete(response) and not response.cached:
             await self.cache.set(key, encode_response(response))
 
-    def lead(self, key: str) -> asyncio.Future[GenerateResponse | None]:
-        future: asyncio.Future[GenerateResponse | None] = asyncio.get_running_loop().create_future()
-        self._flights[key] = future
-        return future
-
-    def land(
-        self,
-        key: str,
-        future: asyncio.Future[GenerateResponse | None],
-        result: GenerateResponse | None = None,
-        error: BaseException | None = None,
-    ) -> None:
-        if self._flights.get(key) is future:
-            del self._flights[key]
-        if future.done():
-            return
-        if error is not None and isinstance(error, Exception):
-            future.set_exception(error)
-            future.exception()  # retrieved: no "never retrieved" log when no one follows
-        else:
-            future.set_result(result)
-
-    def flight(self, key: str) -> asyncio.Future[GenerateResponse | None] | None:
-        return self._flights.get(key)
-
-    async def generate(self, key: str, call: Callable[[], Awaitable[GenerateResponse]]) -> GenerateResponse:
-        """The cached answer, a concurrent identical call's answer, or ``call()``'s (then stored)."""
+    async def _shared_or_lead(self, key: str, *, streaming: bool) -> GenerateResponse | Flight | None:
+        """A cached or shared answer; else the :class:`Flight` this caller now leads, or ``None``
+        when an identical call stalled (the caller calls upstream on its own, leading nothing)."""
+        flights = self._flights
         while True:
             hit = await self.lookup(key)
             if hit is not None:
                 return hit
-            flight = self._flights.get(key)
+            flight = flights.get(key)
             if flight is None:
-                break
-            shared = await asyncio.shield(flight)
-            if shared is not None:
+                return flights.lead(key, streaming=streaming)
+            shared = await flights.follow(flight)
+            if shared is STALLED:
+                return None
+            if isinstance(shared, GenerateResponse):
                 return _shared(shared)
-        future = self.lead(key)
+            # the leader gave up: look again, and lead if no one else does
+
+    async def generate(self, key: str, call: Callable[[], Awaitable[GenerateResponse]]) -> GenerateResponse:
+        """The cached answer, a concurrent identical call's answer, or ``call()``'s (then stored)."""
+        found = await self._shared_or_lead(key, streaming=False)
+        if isinstance(found, GenerateResponse):
+            return found
         try:
             response = await call()
         except BaseException as exc:
-            self.land(key, future, error=exc)
+            if found is not None:
+                self._flights.land(key, found, error=exc)
             raise
-        self.land(key, future, response)
+        if found is not None:
+            self._flights.land(key, found, response)
         await self.store(key, response)
         return response
 
@@ -157,7 +145,7 @@ class CachedStream:
         self._replayed: GenerateResponse | None = None
         self._inner: ResponseStream | None = None
         self._recorder: ChunkCollector | None = None
-        self._future: asyncio.Future[GenerateResponse | None] | None = None
+        self._flight: Flight | None = None
         self._done = False
 
     @property
@@ -186,22 +174,12 @@ class CachedStream:
 
     async def _start(self) -> None:
         self._started = True
-        layer, key = self._layer, self._key
-        while True:
-            hit = await layer.lookup(key)
-            if hit is None:
-                flight = layer.flight(key)
-                if flight is not None:
-                    shared = await asyncio.shield(flight)
-                    if shared is None:
-                        continue
-                    hit = _shared(shared)
-            if hit is not None:
-                self._replayed = hit
-                self._replay = replay_chunks(hit)
-                return
-            break
-        self._future = layer.lead(key)
+        found = await self._layer._shared_or_lead(self._key, streaming=True)
+        if isinstance(found, GenerateResponse):
+            self._replayed = found
+            self._replay = replay_chunks(found)
+            return
+        self._flight = found  # None: an identical stream stalled; this one goes upstream on its own
         self._recorder = ChunkCollector()
         try:
             inner = self._open_stream()
@@ -213,9 +191,9 @@ class CachedStream:
 
     def _finish(self, result: GenerateResponse | None = None, error: BaseException | None = None) -> None:
         self._done = True
-        future, self._future = self._future, None
-        if future is not None:
-            self._layer.land(self._key, future, result, error)
+        flight, self._flight = self._flight, None
+        if flight is not None:
+            self._layer._flights.land(self._key, flight, result, error)
 
     def __aiter__(self) -> CachedStream:
         return self
@@ -244,6 +222,8 @@ class CachedStream:
             raise
         if self._recorder is not None:
             self._recorder.add(chunk)
+        if self._flight is not None:
+            self._flight.touch()
         return chunk
 
     async def __aenter__(self) -> CachedStream:
@@ -257,7 +237,7 @@ class CachedStream:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._future is not None:
+        if self._flight is not None:
             self._finish()  # abandoned before its end: followers call upstream themselves
         self._done = True
         inner = self._inner
@@ -274,19 +254,9 @@ class CachedStream:
         raise StopAsyncIteration  # pragma: no cover - a started stream is replayed or live
 
     def __del__(self) -> None:
-        future = getattr(self, "_future", None)
-        if future is not None and not future.done():
+        flight = getattr(self, "_flight", None)
+        if flight is not None and not flight.future.done():
             self._finish()
-
-
-def _identity(driver: Driver) -> str:
-    cls = type(driver)
-    parts = [f"{cls.__module__}.{cls.__qualname__}"]
-    for name in ("base_url", "model", "model_path"):
-        value = getattr(driver, name, None)
-        if isinstance(value, str):
-            parts.append(f"{name}={value}")
-    return " ".join(parts)
 
 
 class CachedDriver(DriverWrapper):
@@ -296,15 +266,22 @@ class CachedDriver(DriverWrapper):
         inner: the driver that answers misses.
         cache: a :class:`Cache` (``SQLiteCache(path)``, ``MemoryCache()``...).
         namespace: what separates this driver's answers from others' in a shared cache; by default
-            the driver's class, base URL and model.
+            :func:`driver_identity` (the driver's ``cache_identity()``, or its class and settings).
 
     Every other attribute passes through to ``inner``. Closing the driver closes the cache.
     """
 
     def __init__(self, inner: Driver, cache: Cache, *, namespace: str | None = None) -> None:
         super().__init__(inner)
-        self._layer = CacheLayer(cache)
-        self.namespace = namespace if namespace is not None else _identity(inner)
+        # The inner driver's own time limits bound a wait for an identical call in flight.
+        timeouts = getattr(inner, "timeouts", None)
+        read, total = getattr(timeouts, "read", 60.0), getattr(timeouts, "total", 300.0)
+        self._layer = CacheLayer(
+            cache,
+            read=read if isinstance(read, (int, float)) else 60.0,
+            total=total if isinstance(total, (int, float)) else 300.0,
+        )
+        self.namespace = namespace if namespace is not None else driver_identity(inner)
         model = getattr(inner, "model", None)
         self._default_model = model if isinstance(model, str) else None
 

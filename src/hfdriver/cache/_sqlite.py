@@ -6,6 +6,11 @@ once. Every value is stored with a digest of its key and bytes and checked when 
 row is a miss, never a wrong answer. A file that is not a usable database (corrupt, unreadable,
 read-only) is bypassed with one WARNING; a file locked by another process past the busy timeout
 skips that one operation (one WARNING). Nothing in the cache ever fails a call.
+
+Only a file of its own is ever opened for writing, converted or deleted (see
+:mod:`hfdriver.cache._file`): a path that holds anything else is bypassed with a WARNING, and
+``check()`` / ``clear()`` / ``hfdriver cache`` say what is there instead. The file is created
+``0600`` in a folder created ``0700``.
 """
 
 from __future__ import annotations
@@ -24,8 +29,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from hfdriver.cache._file import (
+    APPLICATION_ID,
+    PathKind,
+    classify,
+    create_private,
+    make_private,
+    remove_cache_files,
+)
 from hfdriver.cache._memory import check_limits
 from hfdriver.cache._protocol import CacheStats
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 
 __all__ = ["DEFAULT_CACHE_PATH", "SQLiteCache", "default_cache_path"]
 
@@ -133,7 +147,7 @@ class SQLiteCache:
                 return default
             self._disable(exc)
             return default
-        except (sqlite3.DatabaseError, _Broken, OSError) as exc:
+        except (sqlite3.DatabaseError, _Broken, OSError, HuggingFaceError) as exc:
             self._errors += 1
             self._disable(exc)
             return default
@@ -145,12 +159,17 @@ class SQLiteCache:
 
     def _disable(self, exc: BaseException) -> None:
         self._broken = True
-        self._warn_once(
-            "broken",
-            "hfdriver: the cache file %s cannot be used (%s); answers are not cached. "
-            "Run `hfdriver cache clear` or delete the file",
-            exc,
-        )
+        if isinstance(exc, HuggingFaceError):  # a path that is not (and may not become) a cache
+            if "refused" not in self._warned:
+                self._warned.add("refused")
+                logger.warning("hfdriver: answers are not cached: %s", exc.message)
+        else:
+            self._warn_once(
+                "broken",
+                "hfdriver: the cache file %s cannot be used (%s); answers are not cached. "
+                "Run `hfdriver cache clear` or delete the file",
+                exc,
+            )
         self._close_conn()
 
     def _close_conn(self) -> None:
@@ -163,7 +182,11 @@ class SQLiteCache:
         conn = self._conn
         if conn is not None:
             return conn
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        kind: PathKind = classify(self.path)  # CONFIG for anything that is not this cache's file
+        if kind == "new":
+            create_private(self.path)
+        else:
+            make_private(self.path)
         conn = sqlite3.connect(
             str(self.path), timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
         )
@@ -172,6 +195,8 @@ class SQLiteCache:
             if not mode or str(mode[0]).lower() != "wal":
                 raise _Broken(f"journal mode is {mode!r}, not WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            if kind != "ours":
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             for statement in _SCHEMA:
                 conn.execute(statement)
             columns = {row[1] for row in conn.execute("PRAGMA table_info(entries)")}
@@ -241,7 +266,7 @@ class SQLiteCache:
             if item is None:
                 return None
             created, value = item
-            if self.ttl is not None and time.time() - created > self.ttl:
+            if self.ttl is not None and not 0.0 <= time.time() - created <= self.ttl:
                 return None  # the SELECT path expires it and counts it
             self._front.move_to_end(key)
             self._touches[key] = time.time()
@@ -276,7 +301,9 @@ class SQLiteCache:
             self._warn_once("damaged", "hfdriver: a damaged entry in the cache file %s was dropped (%s)", key)
             self._count("misses")
             return None
-        if self.ttl is not None and now - created > self.ttl:
+        # Stored "in the future" (the clock was ahead, then corrected): its age is unknown, so
+        # it is as good as expired.
+        if self.ttl is not None and not 0.0 <= now - created <= self.ttl:
             conn.execute("DELETE FROM entries WHERE key = ?", (key,))
             self._forget(key)
             self._count("expired")
@@ -316,7 +343,10 @@ class SQLiteCache:
         assert self.max_bytes is not None
         self._flush(conn)  # recent hits must count as recent
         if self.ttl is not None:
-            gone = conn.execute("DELETE FROM entries WHERE created < ?", (time.time() - self.ttl,)).rowcount
+            now = time.time()
+            gone = conn.execute(
+                "DELETE FROM entries WHERE created < ? OR created > ?", (now - self.ttl, now)
+            ).rowcount
             self._count("expired", max(gone, 0))
         total = int(conn.execute("SELECT COALESCE(SUM(size), 0) FROM entries").fetchone()[0])
         target = int(self.max_bytes * 0.9)
@@ -381,21 +411,31 @@ class SQLiteCache:
     async def delete(self, key: str) -> None:
         await self._run(lambda: self._delete(key), None)
 
+    def check(self) -> None:
+        """``CONFIG`` naming the path, and what is there, when it is not (and may not become)
+        this cache's file: a directory, a device, a FIFO, a symbolic link, another program's file."""
+        classify(self.path)
+
     async def clear(self) -> None:
-        """Forget everything. A file that cannot be used is deleted and made anew."""
+        """Forget everything. A damaged file of this cache's own is deleted and made anew; a path
+        that holds anything else is ``CONFIG`` (nothing there is touched)."""
+        kind = classify(self.path)
+        if kind == "new":
+            return  # nothing stored: nothing to clear, and no file to create
         if not self._broken:
             await self._run(self._clear, None)
         if self._broken and not self._closed:
-            self._remove_files()
+            if classify(self.path) not in ("ours", "legacy", "empty"):  # pragma: no cover - raised above
+                return
+            self._close_conn()
+            remove_cache_files(self.path)
             self._broken = False
             self._warned.discard("broken")
             await self._run(self._clear, None)
-
-    def _remove_files(self) -> None:
-        self._close_conn()
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(f"{self.path}{suffix}")
+            if self._broken:
+                raise HuggingFaceError(
+                    HuggingFaceErrorKind.CONFIG, f"could not make the cache file {self.path} anew"
+                )
 
     async def stats(self) -> CacheStats:
         """Lifetime totals of the file (all processes), its size now, and this process's errors.

@@ -42,6 +42,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     Exit codes: 0 ok, 1 error (one line: the kind and what to do; a traceback only with
     --debug), 2 usage, 130 interrupted, 141 the reader of stdout went away (``| head``).
     """
+    if sys.stdout is None:  # started with stdout closed (`>&-`): nothing could be shown
+        out(
+            "error: stdout is closed, so nothing can be printed; redirect it to a file or "
+            "/dev/null instead (nothing was sent)",
+            stream=sys.stderr,
+        )
+        return 1
     args = build_parser().parse_args(argv)
     if args.debug:
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")

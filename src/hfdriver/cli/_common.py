@@ -55,6 +55,8 @@ def global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
 
 def out(text: str = "", *, stream: TextIO | None = None, end: str = "\n") -> None:
     target = stream or sys.stdout
+    if target is None:  # a closed stderr (`2>&-`): there is nowhere to say it
+        return
     target.write(text + end)
     target.flush()
 

@@ -15,9 +15,11 @@ from hfdriver.batch import (
     FlowControl,
     OutputFile,
     check_input,
+    max_pause_for,
     read_input,
     result_line,
     run_batch,
+    same_file,
 )
 from hfdriver.cli._common import UsageError, llm_config, out
 from hfdriver.config import LLMConfig, create_driver, load_config
@@ -59,7 +61,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "--engine",
         choices=("local", "ray"),
         default="local",
-        help="local: this process (default); ray: Ray Data on a cluster (extra `ray`; OUTPUT is a directory)",
+        help="local: this process (default); ray: Ray Data on a cluster (extra `ray`; OUTPUT is a .jsonl file or a directory)",
     )
     batch.add_argument(
         "--address",
@@ -152,8 +154,11 @@ def run_batch_command(args: argparse.Namespace) -> int | Coroutine[Any, Any, int
     source: Path = args.input
     if not source.is_file():
         raise UsageError(f"the input {source} is not a file")
-    if args.output.exists() and args.output.resolve() == source.resolve():
-        raise UsageError("the output must not be the input file")
+    if same_file(args.output, source):  # by inode: hard links and bind mounts too
+        raise UsageError(
+            f"the output must not be the input file ({args.output} is {source}, under another name "
+            "or not): give -o another file"
+        )
     if args.engine == "ray":
         return _run_on_ray(args, source)
     output = OutputFile(args.output, resume=not args.restart).open()
@@ -172,7 +177,11 @@ async def _run(args: argparse.Namespace, source: Path, output: OutputFile, rows:
         else:
             driver = create_driver(load_config(args.config), args.profile, model=args.model)
         flow = FlowControl(
-            max_concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, adaptive=args.adaptive
+            max_concurrency=args.concurrency,
+            rpm=args.rpm,
+            tpm=args.tpm,
+            adaptive=args.adaptive,
+            max_pause=max_pause_for(driver),
         )
         summary = BatchSummary(skipped=already)
         progress = _Progress(rows - already, quiet=args.quiet)
@@ -210,11 +219,9 @@ async def _run(args: argparse.Namespace, source: Path, output: OutputFile, rows:
 
 
 def _run_on_ray(args: argparse.Namespace, source: Path) -> int:
-    """``--engine ray``: the same batch on Ray Data; OUTPUT is a directory of .jsonl files."""
+    """``--engine ray``: the same batch on Ray Data; OUTPUT is a .jsonl file or a directory."""
     if args.workers < 1:
         raise UsageError("--workers must be >= 1")
-    if args.output.exists() and not args.output.is_dir():
-        raise UsageError(f"with --engine ray, OUTPUT is a directory of .jsonl files; {args.output} is a file")
     try:
         from hfdriver.batch.ray import run_batch_on_ray
     except ImportError as exc:
@@ -238,6 +245,7 @@ def _run_on_ray(args: argparse.Namespace, source: Path) -> int:
         address=args.address,
         restart=args.restart,
         progress=not args.quiet,
+        max_pause=llm.retry.max_retry_after,
     )
     out(summary_text(summary, None, output=args.output), stream=sys.stderr)
     return 1 if summary.failed else 0

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from hfdriver.cache import SQLiteCache, default_cache_path
+from hfdriver.cache import SQLiteCache, classify_cache_path, default_cache_path
 from hfdriver.cli._common import llm_config, out, table
 
 __all__ = ["register"]
@@ -43,11 +43,14 @@ def _size(n: int) -> str:
 
 
 def _existing(args: argparse.Namespace, missing: str) -> SQLiteCache | None:
+    """The cache at the path in effect; ``CONFIG`` (one line, nothing touched) when that path
+    holds anything but a cache file (a directory, a device, a dataset, another program's database)."""
     path = _path(args)
-    if not path.exists():
+    cache = SQLiteCache(path)
+    if classify_cache_path(cache.path) == "new":
         out(f"no cache file at {path}{missing}")
         return None
-    return SQLiteCache(path)
+    return cache
 
 
 async def run_stats(args: argparse.Namespace) -> int:

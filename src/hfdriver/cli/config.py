@@ -6,8 +6,8 @@ import argparse
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+from hfdriver.auth import NO_TOKEN, Token
 from hfdriver.cli._common import llm_config, out
 from hfdriver.config import token_for
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, redact
@@ -86,15 +86,6 @@ def _redact_option(key: str, value: Any) -> str:
     return redact(str(value))
 
 
-def _redact_url(url: str) -> str:
-    """``https://user:secret@host/v1`` -> ``https://user:****@host/v1``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return redact(url)
-    netloc = parts.netloc.replace(f":{parts.password}@", ":****@", 1)
-    return redact(urlunsplit(parts._replace(netloc=netloc)))
-
-
 def _changed(value: Any, default: Any) -> str:
     """``name=value`` for the fields of a frozen value that differ from its defaults."""
     fields = [f.name for f in value.__attrs_attrs__]
@@ -111,7 +102,7 @@ def run_show(args: argparse.Namespace) -> int:
     for name in ("provider", "model", "base_url", "routing", "bill_to", "max_tokens", "temperature"):
         value = getattr(llm, name)
         if name == "base_url" and value:
-            value = _redact_url(value)
+            value = redact(value)  # a URL's password too
         out(f"{name}: {value if value is not None else '-'}")
     for name, default in (("retry", RetryPolicy()), ("timeouts", Timeouts())):
         changed = _changed(getattr(llm, name), default)
@@ -124,9 +115,10 @@ def run_show(args: argparse.Namespace) -> int:
     except HuggingFaceError as exc:
         out(f"token: unavailable ({exc.message})")
     else:
-        out(
-            f"token: {token.masked} (from {token.source})"
-            if token
-            else "token: none found (set HF_TOKEN or run `hfdriver login`)"
-        )
+        if isinstance(token, Token):
+            out(f"token: {token.masked} (from {token.source})")
+        elif token is NO_TOKEN:
+            out("token: none sent (anonymous = true)")
+        else:
+            out("token: none found (set HF_TOKEN or run `hfdriver login`)")
     return 0

@@ -76,9 +76,17 @@ def _positive_int(text: str) -> int:
 
 
 def _api_key(args: argparse.Namespace) -> str | None:
-    """--api-key, else --api-key-file, else $HFDRIVER_SERVE_API_KEY."""
-    if args.api_key:
-        return str(args.api_key)
+    """--api-key, else --api-key-file, else $HFDRIVER_SERVE_API_KEY. An empty key given any of
+    these ways (``--api-key "$KEY"`` with KEY unset) is refused: it would serve with no key at all."""
+    if args.api_key is not None:
+        key = str(args.api_key).strip()
+        if not key:
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.CONFIG,
+                "--api-key is empty (an unset variable?); give the key, or leave the option out "
+                "to serve without one",
+            )
+        return key
     if args.api_key_file:
         key = (read_token_file(args.api_key_file) or "").strip()
         if not key:
@@ -86,7 +94,15 @@ def _api_key(args: argparse.Namespace) -> str | None:
                 HuggingFaceErrorKind.CONFIG, f"--api-key-file {args.api_key_file} is empty"
             )
         return key
-    return os.environ.get(API_KEY_ENV, "").strip() or None
+    value = os.environ.get(API_KEY_ENV)
+    if value is None:
+        return None
+    if not value.strip():
+        raise HuggingFaceError(
+            HuggingFaceErrorKind.CONFIG,
+            f"${API_KEY_ENV} is set but empty; give the key, or unset it to serve without one",
+        )
+    return value.strip()
 
 
 async def run_serve(args: argparse.Namespace) -> int:

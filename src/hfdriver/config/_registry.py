@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 
 from hfdriver._defaults import DefaultsDriver
-from hfdriver.auth import Token, read_token_file, resolve_token
+from hfdriver.auth import NO_TOKEN, NoToken, Token, read_token_file, resolve_token
 from hfdriver.cache import Cache, CachedDriver, MemoryCache, SQLiteCache
 from hfdriver.config._files import load_config
 from hfdriver.config._schema import CacheConfig, Config, LLMConfig, config_error
@@ -41,7 +41,7 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "hfdriver.drivers"
 
-DriverFactory = Callable[[LLMConfig, Token | None], Driver]
+DriverFactory = Callable[[LLMConfig, Token | NoToken | None], Driver]
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -105,11 +105,12 @@ def get_provider(name: str, *, path: Path | None = None, table: str = "llm") -> 
         raise config_error(path, f"[{table}] the plugin for provider {name!r} failed to load: {exc}") from exc
 
 
-def token_for(config: LLMConfig, path: Path | None = None, table: str = "llm") -> Token | None:
-    """The token ``config`` asks for: ``[auth] api_key_env`` or ``token_file``, else the standard lookup."""
+def token_for(config: LLMConfig, path: Path | None = None, table: str = "llm") -> Token | NoToken | None:
+    """The token ``config`` asks for: ``[auth] api_key_env`` or ``token_file``, else the standard
+    lookup; :data:`~hfdriver.auth.NO_TOKEN` for ``anonymous = true`` (drivers then look nowhere)."""
     auth = config.auth
     if auth.anonymous:
-        return None
+        return NO_TOKEN
     if auth.api_key_env:
         value = os.environ.get(auth.api_key_env, "").strip()
         if not value:

@@ -70,7 +70,10 @@ def parse_size(value: Any) -> int:
         raise ValueError(value)
     if unit not in _SIZE_UNITS or not number > 0:
         raise ValueError(value)
-    return int(number * _SIZE_UNITS[unit])
+    size = int(number * _SIZE_UNITS[unit])
+    if size < 1:  # "0.5" bytes: a cache that can hold nothing
+        raise ValueError(value)
+    return size
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -246,7 +249,9 @@ def _parse_cache(path: Path | None, table: str, start: CacheConfig, data: dict[s
             values["max_size"] = parse_size(values["max_size"])
         except (ValueError, OverflowError):
             raise config_error(
-                path, f"{where} max_size must be bytes or a size such as '512MB', got {values['max_size']!r}"
+                path,
+                f"{where} max_size must be a whole number of bytes (at least 1) or a size such as '512MB', "
+                f"got {values['max_size']!r}",
             ) from None
     if "ttl" in values and not values["ttl"] > 0:
         raise config_error(path, f"{where} ttl must be seconds > 0, got {values['ttl']!r}")

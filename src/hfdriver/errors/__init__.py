@@ -22,7 +22,7 @@ from hfdriver.errors._mapping import (
     parse_retry_after,
     scrub,
 )
-from hfdriver.errors._redact import Secret, mask, redact
+from hfdriver.errors._redact import Secret, mask, redact, strip_url_credentials
 from hfdriver.errors._table import GROUPS, KINDS, KindInfo, kind_info, kinds_markdown_table, kinds_tree
 
 __doc__ = (__doc__ or "").replace("{tree}", "\n".join("    " + line for line in kinds_tree().splitlines()))
@@ -48,4 +48,5 @@ __all__ = [
     "parse_retry_after",
     "redact",
     "scrub",
+    "strip_url_credentials",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hfdriver.errors._kind import HuggingFaceErrorKind
+from hfdriver.errors._redact import redact
 from hfdriver.errors._table import KINDS
 
 __all__ = ["HuggingFaceError", "HuggingFaceErrorKind", "default_retryable", "invalid_request"]
@@ -60,6 +61,11 @@ class HuggingFaceError(Exception):
         body: str | None = None,
         retryable: bool | None = None,
     ) -> None:
+        # Whoever built the message, no token-shaped text and no URL credentials (a proxy's
+        # `user:password@`) ever leave in it: the last line of defence, for every error.
+        message = redact(message)
+        if body is not None:
+            body = redact(body)
         super().__init__(message)
         self.kind = kind
         self.message = message

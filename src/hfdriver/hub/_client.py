@@ -10,8 +10,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
-from hfdriver.auth import Token, missing_token_message, resolve_token
-from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
+from hfdriver.auth import NoToken, Token, missing_token_message, resolve_token
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, strip_url_credentials
 from hfdriver.hub._catalogue import merge_catalogue
 from hfdriver.hub._models import (
     GgufFile,
@@ -73,7 +73,7 @@ class HubClient:
 
     def __init__(
         self,
-        token: str | Token | None = None,
+        token: str | Token | NoToken | None = None,
         *,
         endpoint: str | None = None,
         router_url: str | None = None,
@@ -100,7 +100,8 @@ class HubClient:
 
     def __repr__(self) -> str:
         token = self._token.masked if self._token else None
-        return f"HubClient(endpoint={self.endpoint!r}, router_url={self.router_url!r}, token={token!r})"
+        endpoint, router_url = strip_url_credentials(self.endpoint), strip_url_credentials(self.router_url)
+        return f"HubClient(endpoint={endpoint!r}, router_url={router_url!r}, token={token!r})"
 
     async def __aenter__(self) -> HubClient:
         return self

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -244,13 +246,37 @@ def _opt_bool(value: Any) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
+_warned_prices: set[tuple[str, str, str]] = set()
+
+
+def _price(value: Any, provider: str, side: str) -> float | None:
+    """A price per million tokens: a finite number >= 0, else unknown (one WARNING per bad
+    value): a catalogue's mistake must never fail an answer or make up a cost."""
+    number = _opt_float(value)
+    if number is None or (math.isfinite(number) and number >= 0):
+        return number
+    key = (provider, side, repr(value))
+    if key not in _warned_prices and len(_warned_prices) < 1024:
+        _warned_prices.add(key)
+        logging.getLogger("hfdriver").warning(
+            "hfdriver: the router lists %r as the %s price of %s; treating it as unknown",
+            value,
+            side,
+            provider,
+        )
+    return None
+
+
 def parse_offer(data: Any) -> ProviderOffer:
     pricing = data.get("pricing")
     price = None
+    provider = str(data["provider"])
     if isinstance(pricing, Mapping):
-        price = Pricing(_opt_float(pricing.get("input")), _opt_float(pricing.get("output")))
+        price = Pricing(
+            _price(pricing.get("input"), provider, "input"), _price(pricing.get("output"), provider, "output")
+        )
     return ProviderOffer(
-        provider=str(data["provider"]),
+        provider=provider,
         status=str(data.get("status") or "live"),
         context_length=_opt_int(data.get("context_length")),
         pricing=price,

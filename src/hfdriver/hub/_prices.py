@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 
-from hfdriver.auth import Token
+from hfdriver.auth import NoToken, Token
 from hfdriver.dto.response import Cost, Usage
 from hfdriver.errors import HuggingFaceError
 from hfdriver.hub._models import Pricing, RouterModel
@@ -74,8 +74,17 @@ class PriceBook:
         pricing = self.pricing(model, provider)
         if pricing is None or pricing.input is None or pricing.output is None:
             return None
-        return Cost.of(usage, input_per_million=pricing.input, output_per_million=pricing.output)
+        try:
+            return Cost.of(usage, input_per_million=pricing.input, output_per_million=pricing.output)
+        except ValueError as exc:  # a price too large to multiply (1e308...): unknown, never a failure
+            key = (model, str(provider))
+            if key not in _warned:
+                _warned.add(key)
+                logger.warning("hfdriver: no cost for %s at %s: %s", model, provider, exc)
+            return None
 
+
+_warned: set[tuple[str, str]] = set()
 
 # router URL -> (expires at, book or None when the fetch failed)
 _cache: dict[str, tuple[float, PriceBook | None]] = {}
@@ -89,7 +98,7 @@ def clear_price_cache() -> None:
 async def router_price_book(
     router_url: str,
     *,
-    token: str | Token | None = None,
+    token: str | Token | NoToken | None = None,
     session: ClientSession | None = None,
     timeout: float = 5.0,
 ) -> PriceBook | None:

@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from hfdriver.auth import Token, missing_token_message, resolve_token
+from hfdriver.auth import NO_TOKEN, NoToken, Token, missing_token_message, resolve_token
 from hfdriver.cache import Cache, CachedStream, CacheLayer
 from hfdriver.dto.request import GenerateRequest, validate_model, validate_routing
 from hfdriver.dto.response import GenerateResponse
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, redact, scrub
-from hfdriver.fallback import FallbackDriver, FallbackStream
+from hfdriver.fallback import FallbackDriver, FallbackStream, Route
 from hfdriver.hub import ROUTER_URL, PriceBook, router_price_book
 from hfdriver.huggingface._stream import HuggingFaceStream
-from hfdriver.openai import DEFAULT_MAX_EVENT_BYTES, parse_response, resolve_model, to_payload
+from hfdriver.openai import DEFAULT_MAX_EVENT_BYTES, check_text, parse_response, resolve_model, to_payload
 from hfdriver.telemetry import InstrumentedStream, enabled, start_chat, traced
 from hfdriver.transport import (
     DEFAULT_MAX_BODY_BYTES,
@@ -30,6 +30,7 @@ from hfdriver.transport import (
     RetryPolicy,
     Timeouts,
     call_with_retries,
+    split_credentials,
     stream_timeout,
     unary_timeout,
 )
@@ -58,10 +59,13 @@ class HuggingFaceDriver:
 
     Args:
         token: a Hugging Face token; defaults to ``HF_TOKEN`` & co., then the token file.
-            Required for the router; optional for other base URLs.
+            Required for the router; optional for other base URLs. ``NO_TOKEN`` sends none and
+            looks nowhere (a server that takes no token).
         model: the default model (``org/name``, optionally ``:fastest``/``:cheapest``/``:provider``).
         base_url: the router by default; a dedicated Inference Endpoint, TGI, vLLM, llama.cpp
-            server or any OpenAI-compatible ``.../v1`` URL works unchanged.
+            server or any OpenAI-compatible ``.../v1`` URL works unchanged. A ``user:password@``
+            in it is sent as Basic auth (and never shown); the token found in the environment
+            is then not sent, and a ``token=`` given as well is refused.
         routing: default routing policy or provider (``fastest``, ``cheapest``, ``preferred``,
             ``together``...), appended to the model as ``:<routing>``.
         bill_to: an organisation to bill (sends ``X-HF-Bill-To``).
@@ -95,7 +99,7 @@ class HuggingFaceDriver:
 
     def __init__(
         self,
-        token: str | Token | None = None,
+        token: str | Token | NoToken | None = None,
         *,
         model: str | None = None,
         base_url: str = ROUTER_URL,
@@ -118,7 +122,7 @@ class HuggingFaceDriver:
             raise HuggingFaceError(
                 HuggingFaceErrorKind.CONFIG, f"base_url {base_url!r} must be an http(s):// URL"
             )
-        base_url = base_url.rstrip("/")
+        base_url, basic_auth = split_credentials(base_url.rstrip("/"))
         if base_url.endswith("/chat/completions"):
             base_url = base_url[: -len("/chat/completions")]
         if routing is not None:
@@ -132,7 +136,15 @@ class HuggingFaceDriver:
         self.timeouts = timeouts
         self.retry = retry
         self._token = resolve_token(token)
-        self._token_required = _is_router(base_url)
+        if basic_auth is not None:
+            if self._token is not None and token is not None:
+                raise HuggingFaceError(
+                    HuggingFaceErrorKind.CONFIG,
+                    f"base_url {base_url} was given with a user name and password in it, and a token too: "
+                    "both cannot go in the Authorization header; keep one",
+                )
+            self._token = None  # a token found in the environment is not for this server
+        self._token_required = _is_router(base_url) and basic_auth is None
         self._url = f"{base_url}/chat/completions"
         for name, limit in (("max_body_bytes", max_body_bytes), ("max_event_bytes", max_event_bytes)):
             if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1024:
@@ -144,7 +156,9 @@ class HuggingFaceDriver:
         self._streams: weakref.WeakSet[HuggingFaceStream] = weakref.WeakSet()
         self._providers_by_model: dict[str, frozenset[str]] | None = None
         self._warned_routes: set[str] = set()
-        self._cache = CacheLayer(cache) if cache is not None else None
+        self._cache = (
+            CacheLayer(cache, read=timeouts.read, total=timeouts.total) if cache is not None else None
+        )
         self._costs = _is_router(base_url) if costs is None else bool(costs)
         self._prices: PriceBook | None = None
         self._prices_task: asyncio.Task[PriceBook | None] | None = None
@@ -156,7 +170,7 @@ class HuggingFaceDriver:
         self._fallback = (
             FallbackDriver(
                 [
-                    (model or "the request's model", _ModelRoute(self, model))
+                    Route(model or "the request's model", _Routes(self), model)
                     for model in (None, *self.fallbacks)
                 ],
                 instrument=False,  # this driver's own span covers its routes
@@ -175,6 +189,8 @@ class HuggingFaceDriver:
             base_headers.update(headers)
         if self._token is not None:
             base_headers["Authorization"] = f"Bearer {self._token.reveal()}"
+        elif basic_auth is not None:
+            base_headers["Authorization"] = basic_auth
         self._http = HttpClient(
             session=session,
             headers=base_headers,
@@ -188,6 +204,10 @@ class HuggingFaceDriver:
     def __repr__(self) -> str:
         token = self._token.masked if self._token else None
         return f"HuggingFaceDriver(base_url={self.base_url!r}, model={self.model!r}, token={token!r})"
+
+    def cache_identity(self) -> str:
+        """The server answers come from, for a response cache (the model is in each request)."""
+        return f"base_url={self.base_url}"
 
     @property
     def token(self) -> Token | None:
@@ -237,6 +257,7 @@ class HuggingFaceDriver:
         try:
             return _encode_json(payload).encode(), payload
         except (TypeError, ValueError) as exc:
+            check_text(payload)  # a lone surrogate: name its field
             raise HuggingFaceError(
                 HuggingFaceErrorKind.INVALID_REQUEST,
                 f"extra: a value cannot be sent as JSON ({exc}); use str, numbers, lists and dicts",
@@ -257,7 +278,7 @@ class HuggingFaceDriver:
         task = self._prices_task
         if task is None:
             task = self._prices_task = asyncio.get_running_loop().create_task(
-                router_price_book(self.base_url, token=self._token, session=self._http.session)
+                router_price_book(self.base_url, token=self._token or NO_TOKEN, session=self._http.session)
             )
         return task
 
@@ -282,7 +303,11 @@ class HuggingFaceDriver:
             if book is None:
                 return response
             self._prices = book
-        cost = book.cost(model, response.provider, response.usage)
+        try:
+            cost = book.cost(model, response.provider, response.usage)
+        except Exception:  # a price must never fail an answer
+            logger.warning("hfdriver: could not price an answer of %s", model, exc_info=True)
+            return response
         return attrs.evolve(response, cost=cost) if cost is not None else response
 
     def _check_route(self, model: str) -> None:
@@ -308,7 +333,7 @@ class HuggingFaceDriver:
         """
         from hfdriver.hub import HubClient
 
-        hub = HubClient(self._token, endpoint=endpoint, session=self._http.session)
+        hub = HubClient(self._token or NO_TOKEN, endpoint=endpoint, session=self._http.session)
         who = await hub.whoami()
         if self._token_required and not who.can_call_inference_providers:
             raise HuggingFaceError(
@@ -428,30 +453,23 @@ class HuggingFaceDriver:
         return stream
 
 
-class _ModelRoute:
-    """One fallback route of a :class:`HuggingFaceDriver`: the same driver, another model."""
+class _Routes:
+    """The fallback routes' driver: this driver's own calls, with no span and no fallback (each
+    :class:`Route` gives the model)."""
 
-    def __init__(self, driver: HuggingFaceDriver, model: str | None) -> None:
+    def __init__(self, driver: HuggingFaceDriver) -> None:
         self._driver = driver
-        self.model = model
-
-    def _request(self, request: GenerateRequest) -> GenerateRequest:
-        if self.model is None:
-            return request
-        # A route names its provider itself (`org/model:provider`): no other routing applies.
-        routing = None if ":" in self.model else request.routing
-        return attrs.evolve(request, model=self.model, routing=routing)
 
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
-        return await self._driver._generate_route(self._request(request))
+        return await self._driver._generate_route(request)
 
     def generate_stream(self, request: GenerateRequest) -> HuggingFaceStream | CachedStream:
-        return self._driver._stream_route(self._request(request))
+        return self._driver._stream_route(request)
 
     async def aclose(self) -> None:
         return None  # the driver closes itself
 
-    async def __aenter__(self) -> _ModelRoute:
+    async def __aenter__(self) -> _Routes:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from hfdriver.auth import Token
+from hfdriver.auth import NoToken, Token
 from hfdriver.config import LLMConfig, Provider, build_cache
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 from hfdriver.hub import ROUTER_URL
@@ -18,7 +18,9 @@ __all__ = ["ENDPOINT", "ROUTER"]
 logger = logging.getLogger("hfdriver")
 
 
-def _driver(config: LLMConfig, token: Token | None, base_url: str, routing: str | None) -> HuggingFaceDriver:
+def _driver(
+    config: LLMConfig, token: Token | NoToken | None, base_url: str, routing: str | None
+) -> HuggingFaceDriver:
     return HuggingFaceDriver(
         token,
         model=config.model,
@@ -32,11 +34,11 @@ def _driver(config: LLMConfig, token: Token | None, base_url: str, routing: str 
     )
 
 
-def _router(config: LLMConfig, token: Token | None) -> HuggingFaceDriver:
+def _router(config: LLMConfig, token: Token | NoToken | None) -> HuggingFaceDriver:
     return _driver(config, token, config.base_url or ROUTER_URL, config.routing)
 
 
-def _endpoint(config: LLMConfig, token: Token | None) -> HuggingFaceDriver:
+def _endpoint(config: LLMConfig, token: Token | NoToken | None) -> HuggingFaceDriver:
     if config.routing:
         # Routing suffixes (:fastest, :<provider>) mean something to the router only; a vLLM or TGI
         # server answers `model:fastest` with a 404. An [llm] routing inherited by an endpoint

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import functools
+import hashlib
+import importlib.util
 import inspect
 import json
 import logging
@@ -19,7 +21,7 @@ from hfdriver.dto.response import GenerateResponse
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 from hfdriver.local._stream import END, Channel, LocalStream, generate_sync
 from hfdriver.local._transcript import TRANSCRIPT, TRANSCRIPT_STOP, as_chat_chunk, render_transcript
-from hfdriver.openai import to_payload
+from hfdriver.openai import check_text, to_payload
 from hfdriver.telemetry import InstrumentedStream, start_chat, traced
 
 __all__ = ["LocalDriver"]
@@ -31,16 +33,27 @@ K = HuggingFaceErrorKind
 _TOOL_FORMATS = frozenset({"chatml-function-calling", "functionary", "functionary-v1", "functionary-v2"})
 
 
+_MISSING_LLAMA = "local inference needs llama-cpp-python: pip install 'hfdriver[local]' (it builds llama.cpp; a few minutes)"
+
+
 def _llama_cpp() -> Any:
     try:
         import llama_cpp  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
-        raise HuggingFaceError(
-            K.CONFIG,
-            "local inference needs llama-cpp-python: pip install 'hfdriver[local]' (it builds llama.cpp; a few minutes)",
-        ) from None
+        raise HuggingFaceError(K.CONFIG, _MISSING_LLAMA) from None
     _route_llama_logs(llama_cpp)
     return llama_cpp
+
+
+def require_llama_cpp() -> None:
+    """``CONFIG`` with the install hint when llama-cpp-python is missing, checked without importing
+    it: a driver (and ``hfdriver serve --local``) refuses at once instead of failing every request."""
+    try:
+        found = importlib.util.find_spec("llama_cpp") is not None
+    except (ImportError, ValueError):  # an import hook that refuses it, a broken package
+        found = False
+    if not found:
+        raise HuggingFaceError(K.CONFIG, _MISSING_LLAMA)
 
 
 _llama_log_callback: Any = None
@@ -119,6 +132,7 @@ class LocalDriver:
     ) -> None:
         if device not in ("auto", "cpu", "gpu"):
             raise HuggingFaceError(K.CONFIG, f"device: {device!r}; use 'auto', 'cpu' or 'gpu'")
+        require_llama_cpp()
         source = str(model)
         repo, colon, quant = source.partition(":")
         if (
@@ -155,6 +169,7 @@ class LocalDriver:
         """
         from hfdriver.local._default import default_model_path
 
+        require_llama_cpp()  # before assembling the model file: say what is missing at once
         options.setdefault("chat_format", TRANSCRIPT)  # a base model: see hfdriver.local._transcript
         options.setdefault("default_temperature", 0.0)  # greedy: a 270M model answers best without sampling
         options.setdefault("model_name", "local/gemma-3-270m-q4_k_m")
@@ -163,6 +178,27 @@ class LocalDriver:
 
     def __repr__(self) -> str:
         return f"LocalDriver(model={self.source!r}, device={self.device!r}, loaded={self._llm is not None})"
+
+    def cache_identity(self) -> str:
+        """Everything that shapes this driver's answers, for a response cache: the model's source
+        (a file's real path, size and modification time, or the repository with its file or
+        quantization), the rendering (chat format or template) and the request defaults."""
+        path = Path(self.source).expanduser()
+        try:
+            info = path.stat()
+            source = f"file={os.path.realpath(path)} size={info.st_size} mtime={info.st_mtime_ns}"
+        except (OSError, ValueError):
+            source = f"repo={self.source} file={self.file} quantization={self.quantization}"
+        template = (
+            hashlib.sha256(self.chat_template.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+            if self.chat_template is not None
+            else None
+        )
+        return (
+            f"{source} chat_format={self.chat_format} chat_template={template} "
+            f"context_size={self.context_size} default_max_tokens={self.default_max_tokens} "
+            f"default_temperature={self.default_temperature}"
+        )
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> LocalDriver:
@@ -277,6 +313,7 @@ class LocalDriver:
             raise HuggingFaceError(
                 K.INVALID_REQUEST, "routing: a local model has no providers to route between"
             )
+        check_text(to_payload(request, model=self.model))  # a lone surrogate: named, not a crash
 
     def _options(self, request: GenerateRequest) -> dict[str, Any]:
         """The sampling options of ``request`` as llama.cpp keyword arguments (with the messages)."""

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from hfdriver.auth import Token
+from hfdriver.auth import NoToken, Token
 from hfdriver.config import LLMConfig, Provider, unknown_key_error
 from hfdriver.local._driver import LocalDriver
 
@@ -16,7 +16,7 @@ LOCAL_OPTIONS = ("file", "quantization", "device", "context_size", "threads", "c
 """The keys ``[llm.options]`` may hold for a local driver."""
 
 
-def _local(config: LLMConfig, token: Token | None) -> LocalDriver:
+def _local(config: LLMConfig, token: Token | NoToken | None) -> LocalDriver:
     for key in config.options:
         if key not in LOCAL_OPTIONS:
             raise unknown_key_error(None, "llm.options", key, LOCAL_OPTIONS)

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 
 import attrs
 
-from hfdriver.auth import Token, resolve_token
+from hfdriver.auth import NoToken, Token, resolve_token
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 from hfdriver.hub import GgufFile, HubClient, hub_offline
 from hfdriver.transport import map_download_error
@@ -91,6 +92,39 @@ def _files(entry: dict[str, Any]) -> list[str]:
     return [path] if isinstance(path, str) else []
 
 
+def _hub_cache_dirs() -> list[str]:
+    """Where huggingface-hub puts downloads when no ``cache_dir`` is given: its own setting (read
+    when it was imported) and the environment's now (``HF_HUB_CACHE``, ``HF_HOME``...)."""
+    env = os.environ
+    found = [
+        env.get("HF_HUB_CACHE", "").strip()
+        or env.get("HUGGINGFACE_HUB_CACHE", "").strip()
+        or os.path.join(
+            env.get("HF_HOME", "").strip()
+            or os.path.join(
+                env.get("XDG_CACHE_HOME", "").strip() or os.path.expanduser("~/.cache"), "huggingface"
+            ),
+            "hub",
+        )
+    ]
+    with contextlib.suppress(ImportError, AttributeError):
+        from huggingface_hub import constants
+
+        found.append(str(constants.HF_HUB_CACHE))
+    return [os.path.realpath(os.path.expanduser(d)) for d in found]
+
+
+def _inside(path: str, roots: builtins.list[str], *, follow: bool) -> bool:
+    """Whether ``path`` lies inside one of ``roots`` (real paths). ``follow``: where a symbolic link
+    at ``path`` points (a blob); otherwise where the link itself is."""
+    if follow:
+        real = os.path.realpath(path)
+    else:
+        absolute = os.path.abspath(path)
+        real = os.path.join(os.path.realpath(os.path.dirname(absolute)), os.path.basename(absolute))
+    return any(real != root and os.path.commonpath((real, root)) == root for root in roots)
+
+
 def _hub_module() -> Any:
     try:
         import huggingface_hub
@@ -124,7 +158,7 @@ class ModelStore:
         self,
         cache_dir: str | os.PathLike[str] | None = None,
         *,
-        token: str | Token | None = None,
+        token: str | Token | NoToken | None = None,
         endpoint: str | None = None,
     ) -> None:
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else None
@@ -249,18 +283,15 @@ class ModelStore:
                 )
             entry = entries.pop(key)
             # A file, and the cache blob behind its symlink, go only when no other entry uses them
-            # (the same file pulled at another revision, or for another device, shares the blob).
+            # (the same file pulled at another revision, or for another device, shares the blob),
+            # and only inside the store's own folders: a hand-edited or shared manifest, or a
+            # symlink to the user's own GGUF, never makes `rm` delete anything else.
             used_paths = {p for e in entries.values() for p in _files(e)}
-            used_blobs = {Path(p).resolve() for p in used_paths}
+            used_blobs = {os.path.realpath(p) for p in used_paths}
+            roots = self._store_dirs()
             for file in _files(entry):
-                if file in used_paths:
-                    continue
-                target = Path(file)
-                with contextlib.suppress(FileNotFoundError):
-                    real = target.resolve()
-                    target.unlink()
-                    if real != target and real not in used_blobs and real.exists():
-                        real.unlink()
+                if file not in used_paths:
+                    self._delete(file, roots, used_blobs)
             self._write(entries)
         try:
             return _entry(key, entry)
@@ -269,6 +300,32 @@ class ModelStore:
                 key=key, repo_id=key.split("::")[0], filename="", quantization=None, device="auto",
                 path=str(entry.get("path", "")), size=0, sha256=None, revision="", installed_at=0.0,
             )  # fmt: skip
+
+    def _store_dirs(self) -> builtins.list[str]:
+        if self.cache_dir is not None:
+            return [os.path.realpath(self.cache_dir)]
+        return _hub_cache_dirs()
+
+    def _delete(self, file: str, roots: builtins.list[str], used_blobs: set[str]) -> None:
+        """Delete one listed file (a symlink into the cache, or a file) and the blob behind it."""
+        if not _inside(file, roots, follow=False):
+            logger.warning("hfdriver: left %s in place: it is outside the model store (%s)", file, roots[0])
+            return
+        try:
+            info = os.lstat(file)
+        except (FileNotFoundError, ValueError):
+            return
+        if not (stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)):
+            logger.warning("hfdriver: left %s in place: it is not a file", file)
+            return
+        blob = os.path.realpath(file) if stat.S_ISLNK(info.st_mode) else None
+        os.unlink(file)
+        if blob is None or blob in used_blobs or not os.path.isfile(blob):
+            return
+        if _inside(blob, roots, follow=True):
+            os.unlink(blob)
+        else:
+            logger.warning("hfdriver: kept %s, which %s points to: it is outside the model store", blob, file)
 
     # ------------------------------------------------------------------ download
     def _endpoint(self) -> str | None:

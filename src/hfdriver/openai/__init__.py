@@ -20,7 +20,7 @@ from hfdriver.openai.parse import (
     parse_response,
     structure_chunk,
 )
-from hfdriver.openai.payload import converter, resolve_model, to_payload, to_wire
+from hfdriver.openai.payload import check_text, converter, resolve_model, to_payload, to_wire
 from hfdriver.openai.sse import DEFAULT_MAX_EVENT_BYTES, SseDecoder, SseEvent
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "ParsedChunk",
     "SseDecoder",
     "SseEvent",
+    "check_text",
     "chunk_payload",
     "converter",
     "error_payload",

@@ -34,7 +34,7 @@ from hfdriver.openai.wire import (
     WireToolCall,
 )
 
-__all__ = ["converter", "resolve_model", "to_payload", "to_wire"]
+__all__ = ["check_text", "converter", "resolve_model", "to_payload", "to_wire", "unencodable_text"]
 
 converter = cattrs.Converter(omit_if_default=True)
 
@@ -140,3 +140,38 @@ def to_payload(
     if request.extra:
         payload.update(request.extra)
     return payload
+
+
+def unencodable_text(value: Any, path: str = "") -> tuple[str, str] | None:
+    """``(path, character)`` of the first string in a JSON value that UTF-8 cannot carry (a lone
+    surrogate such as ``"\\udcff"``, left by decoding bytes with ``surrogateescape``), e.g.
+    ``("messages[1].content", "\\udcff")``; ``None`` when every string can be sent."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return path or "body", value[exc.start]
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = unencodable_text(item, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = unencodable_text(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
+def check_text(payload: Any) -> None:
+    """``INVALID_REQUEST`` naming the field of a string that cannot be sent as UTF-8 text."""
+    found = unencodable_text(payload)
+    if found is not None:
+        where, char = found
+        raise invalid_request(
+            where,
+            f"holds {char!r}, a lone surrogate that is not Unicode text (text decoded with "
+            "errors='surrogateescape'?); decode it with errors='replace', or fix its source",
+        )

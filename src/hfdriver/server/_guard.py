@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
+
 __all__ = ["Guard"]
 
+_KEY_SHAPE = re.compile(r"[\x21-\x7e]+")
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 
 
@@ -64,6 +68,14 @@ class Guard:
     ) -> None:
         self.allowed_hosts = frozenset(h.strip().lower() for h in allowed_hosts)
         self.allowed_origins = frozenset(o.strip().lower().rstrip("/") for o in allowed_origins)
+        if api_key is not None and not _KEY_SHAPE.fullmatch(api_key):
+            # "" (an unset $KEY in a script) would let anyone in who sends "Bearer ": refuse it,
+            # as a key a client could never send (spaces, line breaks, non-ASCII text).
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.CONFIG,
+                "the API key is empty or holds spaces, control characters or non-ASCII text; "
+                "give a key of printable ASCII characters (or none, to serve without one)",
+            )
         self.api_key = api_key
         self._hosts_seen: dict[str, str | None] = {}  # Host header -> verdict: clients repeat theirs
 

@@ -202,10 +202,13 @@ class FakeRouter(LocalServer):
         self._queue.extend(responses)
         return self
 
-    def fail_when(self, contains: str, response: FakeResponse, *, times: int | None = None) -> FakeRouter:
+    def fail_when(
+        self, contains: str, response: FakeResponse, *, times: int | None = None, model: str | None = None
+    ) -> FakeRouter:
         """Answer ``response`` to requests whose last user message contains ``contains``
-        (``""`` matches every request), ``times`` times or always."""
-        self._rules.append([contains, response, times])
+        (``""`` matches every request) — and, with ``model``, that ask for that model —
+        ``times`` times or always."""
+        self._rules.append([contains, response, times, model])
         return self
 
     def per_second(self) -> list[int]:
@@ -235,9 +238,10 @@ class FakeRouter(LocalServer):
         if not self._rules:
             return None
         text = _last_user_text(body)
+        asked = body.get("model") if isinstance(body, dict) else None
         for rule in self._rules:
-            contains, response, times = rule
-            if contains in text and (times is None or times > 0):
+            contains, response, times, model = rule
+            if contains in text and (times is None or times > 0) and (model is None or model == asked):
                 if times is not None:
                     rule[2] = times - 1
                 return response  # type: ignore[no-any-return]

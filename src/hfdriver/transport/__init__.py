@@ -42,6 +42,7 @@ from hfdriver.transport._retry import (
     set_testing,
     use_attempt_gate,
 )
+from hfdriver.transport._urls import split_credentials
 
 __all__ = [
     "AttemptGate",
@@ -71,6 +72,7 @@ __all__ = [
     "reset_attempt_gate",
     "set_testing",
     "use_attempt_gate",
+    "split_credentials",
     "stream_timeout",
     "unary_timeout",
 ]

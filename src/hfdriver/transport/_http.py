@@ -24,6 +24,7 @@ from hfdriver.transport._errors import TRANSPORT_ERRORS, map_transport_error
 from hfdriver.transport._policy import Timeouts
 from hfdriver.transport._proxy import ProxyResolver
 from hfdriver.transport._retry import ATTEMPT
+from hfdriver.transport._urls import split_credentials
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -231,6 +232,21 @@ class HttpClient:
             pass  # what arrived is enough to report the status
         return error_from_response(resp.status, resp.headers, b"".join(pieces), token=self.secret)
 
+    def _credentials(self, url: str, headers: Mapping[str, str] | None) -> tuple[str, Mapping[str, str]]:
+        """A URL with ``user:password@`` in it: the credentials leave the URL (which is shown in
+        logs and errors) and go as Basic auth, unless a token is sent already (one line, no guess)."""
+        clean, basic = split_credentials(url)
+        sent = self.headers if headers is None else headers
+        if basic is None:
+            return clean, sent
+        if any(name.lower() == "authorization" for name in sent):
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.CONFIG,
+                f"{clean} was given with a user name and password in it, and a token is sent too: both "
+                "cannot go in the Authorization header; remove the credentials from the URL, or send no token",
+            )
+        return clean, {**sent, "Authorization": basic}
+
     # ------------------------------------------------------------------ whole answers
     async def fetch(
         self,
@@ -250,6 +266,8 @@ class HttpClient:
 
         ``service`` / ``hint`` name what this one call reaches, when it is not the client's usual
         service (the Hub client also asks the router for its catalogue)."""
+        if "@" in url:
+            url, headers = self._credentials(url, headers)
         session = self._session or self.session
         started = time.perf_counter() if _debug.isEnabledFor(logging.DEBUG) else 0.0
         try:
@@ -311,6 +329,8 @@ class HttpClient:
 
         The caller releases it (``release()`` when read to the end, ``close()`` otherwise).
         """
+        if "@" in url:
+            url, headers = self._credentials(url, headers)
         session = self._session or self.session
         started = time.perf_counter() if _debug.isEnabledFor(logging.DEBUG) else 0.0
         try:

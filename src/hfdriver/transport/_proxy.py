@@ -15,6 +15,8 @@ import os
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from hfdriver.errors import strip_url_credentials
+
 __all__ = ["ProxyResolver", "bypassed"]
 
 logger = logging.getLogger("hfdriver")
@@ -93,7 +95,11 @@ class ProxyResolver:
         if "://" not in proxy:
             proxy = f"http://{proxy}"
         if not proxy.startswith("http://"):
-            logger.warning("hfdriver: only http:// proxies are supported; ignoring %s for %s", proxy, host)
+            logger.warning(
+                "hfdriver: only http:// proxies are supported; ignoring %s for %s",
+                strip_url_credentials(proxy),
+                host,
+            )
             return None
         return proxy
 
