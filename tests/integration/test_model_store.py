@@ -193,3 +193,21 @@ def test_a_hand_edited_manifest_skips_bad_entries_with_a_warning(
         and "'c::bad::auto'" in caplog.text
     )
     assert store.remove("b::missing::auto").key == "b::missing::auto"  # a bad entry can still be removed
+
+
+async def test_rm_deletes_only_inside_the_store(store: ModelStore, tmp_path: Path) -> None:
+    installed = await store.pull(REPO, quantization="Q4_K_M")
+    mine = tmp_path / "my-own-model.gguf"  # the user's file, outside the store
+    mine.write_bytes(b"GGUF my weights")
+    link = Path(installed.path).parent / "linked-to-mine.gguf"  # a symlink in the store to it
+    link.symlink_to(mine)
+    escaping = tmp_path / "cache" / ".." / "my-own-model.gguf"  # a path that only seems inside
+    for index, path in enumerate((mine, link, escaping)):
+        store._record(attrs.evolve(installed, key=f"hand::edited::{index}", path=str(path), shards=()))
+    for index in range(3):
+        store.remove(f"hand::edited::{index}")
+    assert mine.read_bytes() == b"GGUF my weights"  # never deleted, whatever the manifest says
+    assert not link.is_symlink()  # the store's own symlink goes, not what it points to
+    blob = Path(installed.path).resolve()
+    store.remove(installed.key)  # a real entry: the snapshot link and the blob go
+    assert not Path(installed.path).exists() and not blob.exists() and store.list() == []

@@ -253,3 +253,30 @@ async def test_a_streamed_fallback_span_names_the_route(router: FakeRouter) -> N
     span = only_span()
     assert span.attributes["hfdriver.route"] == "b/backup"
     assert list(span.attributes["hfdriver.failed_routes"]) == ["the request's model"]
+
+
+async def test_server_chosen_values_are_clipped_and_metrics_keep_the_request_model(
+    router: FakeRouter,
+) -> None:
+    choices = [
+        {"index": i, "message": {"role": "assistant", "content": "x"}, "finish_reason": f"reason-{i}"}
+        for i in range(20_000)
+    ]
+    body = {
+        "id": "i" * 2_000_000,
+        "object": "chat.completion",
+        "model": "m" * 100_000,
+        "choices": choices,
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }
+    router.enqueue(FakeResponse(json=body, headers={"x-inference-provider": "p" * 5_000}))
+    async with HuggingFaceDriver("hf_x", base_url=router.base_url) as driver:
+        response = await driver.generate(req())
+    assert len(response.outputs) == 20_000  # the answer itself is whole
+    a = only_span().attributes
+    assert len(a["gen_ai.response.id"]) <= 256 and len(a["gen_ai.response.model"]) <= 256
+    assert len(a["hfdriver.inference_provider"]) <= 256
+    assert len(a["gen_ai.response.finish_reasons"]) <= 16
+    for point in points("gen_ai.client.operation.duration") + points("gen_ai.client.token.usage"):
+        assert "gen_ai.response.model" not in point.attributes, point.attributes
+        assert len(str(point.attributes.get("gen_ai.request.model", ""))) <= 256
