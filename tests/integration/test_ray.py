@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -227,10 +228,8 @@ def complete_rows(path: Path) -> int:
     """Lines of a part file that a rerun keeps (a line torn by the kill is sent again)."""
     kept = 0
     for raw in path.read_bytes().splitlines(keepends=True):
-        try:
+        with contextlib.suppress(ValueError):
             kept += raw.endswith(b"\n") and json.loads(raw)["error"] is None
-        except ValueError:
-            pass
     return kept
 
 
