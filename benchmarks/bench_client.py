@@ -25,7 +25,8 @@ from typing import Any
 
 import aiohttp
 
-from hfdriver import GenerateRequest, HuggingFaceDriver, RetryPolicy
+from hfdriver import GenerateRequest, RetryPolicy, create_driver
+from hfdriver.config import AuthConfig, LLMConfig
 
 MODEL = "bench/model"
 PROMPT = "What is the capital of France?"
@@ -106,7 +107,15 @@ class Hfdriver(Impl):
     name = "hfdriver"
 
     async def start(self, base_url: str) -> None:
-        self.driver = HuggingFaceDriver(token="hf_bench", base_url=base_url, retry=RetryPolicy())
+        # The path users run: create_driver composes the core driver (spans included, idle here).
+        llm = LLMConfig(
+            provider="huggingface-endpoint",
+            base_url=base_url,
+            model=MODEL,
+            auth=AuthConfig(anonymous=True),
+            retry=RetryPolicy(),
+        )
+        self.driver: Any = create_driver(llm)
 
     async def stop(self) -> None:
         await self.driver.aclose()

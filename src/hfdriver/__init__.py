@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from hfdriver._version import __version__
 from hfdriver.auth import NO_TOKEN, Token, resolve_token
-from hfdriver.driver import Driver, ResponseStream
+from hfdriver.driver import Driver, DriverInfo, Embedder, ResponseStream, describe
 from hfdriver.dto import (
     Cost,
+    EmbedRequest,
+    EmbedResponse,
     FinishReason,
     GenerateRequest,
     GenerateResponse,
@@ -33,17 +35,26 @@ from hfdriver.dto import (
     ToolResult,
     ToolSpec,
     Usage,
+    Vectors,
 )
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 
 if TYPE_CHECKING:
+    from hfdriver._compose import compose
+    from hfdriver._wrapper import core_of
+    from hfdriver.cache import CachedDriver
     from hfdriver.config import create_driver, load_config
     from hfdriver.fallback import FallbackDriver
     from hfdriver.hub import HubClient
     from hfdriver.huggingface import HuggingFaceDriver
+    from hfdriver.telemetry import InstrumentedDriver
     from hfdriver.transport import RetryDetails, RetryPolicy, Timeouts
 
 _LAZY = {
+    "CachedDriver": "hfdriver.cache",
+    "InstrumentedDriver": "hfdriver.telemetry",
+    "compose": "hfdriver._compose",
+    "core_of": "hfdriver._wrapper",
     "FallbackDriver": "hfdriver.fallback",
     "HuggingFaceDriver": "hfdriver.huggingface",
     "RetryDetails": "hfdriver.transport",
@@ -56,8 +67,13 @@ _LAZY = {
 
 __all__ = [
     "NO_TOKEN",
+    "CachedDriver",
     "Cost",
     "Driver",
+    "DriverInfo",
+    "EmbedRequest",
+    "EmbedResponse",
+    "Embedder",
     "FallbackDriver",
     "FinishReason",
     "GenerateRequest",
@@ -67,6 +83,7 @@ __all__ = [
     "HuggingFaceErrorKind",
     "HubClient",
     "Image",
+    "InstrumentedDriver",
     "Message",
     "Output",
     "ResponseFormat",
@@ -82,8 +99,12 @@ __all__ = [
     "ToolResult",
     "ToolSpec",
     "Usage",
+    "Vectors",
     "__version__",
+    "compose",
+    "core_of",
     "create_driver",
+    "describe",
     "load_config",
     "resolve_token",
 ]

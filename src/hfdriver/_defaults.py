@@ -1,52 +1,22 @@
 """``DefaultsDriver``: the one way request defaults are applied.
 
-A thin :class:`Driver` wrapper: configured ``max_tokens`` / ``temperature`` fill requests that
-leave them unset, for any driver (plugins included). ``create_driver`` adds it when the
-configuration sets either.
+A thin wrapper: configured ``max_tokens`` / ``temperature`` fill requests that leave them unset,
+for any driver (plugins included). :func:`hfdriver.compose` adds it when defaults are given (the
+configuration's ``max_tokens`` / ``temperature``).
 """
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import attrs
 
+from hfdriver._wrapper import DriverWrapper
 from hfdriver.driver import Driver, ResponseStream, driver_identity
 from hfdriver.dto.request import GenerateRequest
 from hfdriver.dto.response import GenerateResponse
 
 __all__ = ["DefaultsDriver", "DriverWrapper"]
-
-_W = TypeVar("_W", bound="DriverWrapper")
-
-
-class DriverWrapper:
-    """The base of drivers that wrap another: ``async with``, ``aclose`` and every attribute they
-    do not define (``validate_token``, ``model``...) pass through to ``inner``."""
-
-    def __init__(self, inner: Driver) -> None:
-        self.inner = inner
-
-    async def generate(self, request: GenerateRequest) -> GenerateResponse:
-        return await self.inner.generate(request)
-
-    def generate_stream(self, request: GenerateRequest) -> ResponseStream:
-        return self.inner.generate_stream(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-    async def __aenter__(self: _W) -> _W:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 class DefaultsDriver(DriverWrapper):

@@ -1,4 +1,13 @@
-"""The protocols every backend implements: :class:`Driver` and :class:`ResponseStream`."""
+"""The protocols every backend implements, and what callers may ask of any driver.
+
+- :class:`Driver`: chat (``generate``, ``generate_stream``), the operation every backend has;
+- :class:`Embedder`: ``embed``, for backends that compute embeddings;
+- :class:`ResponseStream`: everything other code reads from a stream (chunks, ``response()``,
+  ``collect()``, ``provider``, ``request_id``, ``cached``, ``pending``, ``route``...);
+- :func:`describe`: a driver's :class:`DriverInfo` (what telemetry, batches and ``serve`` need to
+  know of it), from its ``describe()`` or, for a plugin without one, its attributes;
+- :func:`driver_identity`: what separates its answers from another's in a shared cache.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +15,14 @@ import json
 from types import TracebackType
 from typing import Protocol, runtime_checkable
 
+import attrs
+
+from hfdriver.dto.embed import EmbedRequest, EmbedResponse
 from hfdriver.dto.request import GenerateRequest
-from hfdriver.dto.response import GenerateResponse
+from hfdriver.dto.response import GenerateResponse, RouteFailure
 from hfdriver.dto.stream import StreamChunk
 
-__all__ = ["Driver", "ResponseStream", "driver_identity"]
+__all__ = ["Driver", "DriverInfo", "Embedder", "ResponseStream", "describe", "driver_identity"]
 
 
 @runtime_checkable
@@ -18,7 +30,8 @@ class ResponseStream(Protocol):
     """A streamed answer: an async iterator of :class:`StreamChunk` and an async context manager.
 
     Leaving the ``async with`` block (or calling :meth:`aclose`) releases the connection at once,
-    whether or not the stream was read to the end.
+    whether or not the stream was read to the end. :class:`hfdriver.stream.BaseStream` implements
+    the shared part; every stream of hfdriver is one.
     """
 
     def __aiter__(self) -> ResponseStream: ...
@@ -37,13 +50,51 @@ class ResponseStream(Protocol):
     async def aclose(self) -> None: ...
 
     async def collect(self) -> GenerateResponse:
-        """Read the rest of the stream into one :class:`GenerateResponse`."""
+        """Read the rest of the stream into one :class:`GenerateResponse` (priced, when known)."""
+        ...
+
+    def response(self) -> GenerateResponse:
+        """What the stream delivered so far, as one :class:`GenerateResponse`."""
+        ...
+
+    @property
+    def provider(self) -> str | None:
+        """Who is answering (the ``x-inference-provider`` header), once known."""
+        ...
+
+    @property
+    def request_id(self) -> str | None:
+        """The server's ``x-request-id``, once known."""
+        ...
+
+    @property
+    def cached(self) -> bool:
+        """Whether the answer is replayed from a cache (or shared with an identical call)."""
+        ...
+
+    @property
+    def pending(self) -> int:
+        """Chunks ready now: the next ``__anext__`` returns without waiting."""
+        ...
+
+    @property
+    def route(self) -> str | None:
+        """The fallback route answering (``None`` without fallbacks)."""
+        ...
+
+    @property
+    def failed_routes(self) -> tuple[RouteFailure, ...]:
+        """Fallback routes that failed before the one answering."""
         ...
 
 
 @runtime_checkable
 class Driver(Protocol):
-    """What applications call. ``HuggingFaceDriver`` and ``LocalDriver`` implement it."""
+    """Chat: what applications call. ``HuggingFaceDriver``, ``LocalDriver`` and plugins implement it.
+
+    A driver may also define ``describe() -> DriverInfo`` and ``cache_identity() -> str`` (see
+    :func:`describe` and :func:`driver_identity`); without them, both are read from its attributes.
+    """
 
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
         """Generate a whole answer."""
@@ -65,6 +116,57 @@ class Driver(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Embeddings: ``HuggingFaceDriver`` (router, endpoints, any OpenAI-compatible ``/v1``),
+    ``LocalDriver`` and the wrappers around them implement it."""
+
+    async def embed(self, request: EmbedRequest) -> EmbedResponse:
+        """One vector per input, in input order."""
+        ...
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class DriverInfo:
+    """What a driver says of itself: for span names and attributes, batches' pacing, ``serve``."""
+
+    name: str
+    """The driver's class (``HuggingFaceDriver``), for messages."""
+    system: str
+    """``gen_ai.provider.name``: ``huggingface``, ``llama_cpp``, a plugin's own."""
+    model: str | None = None
+    """The default model (requests may name another)."""
+    routing: str | None = None
+    """The default routing suffix (``fastest``, ``together``...)."""
+    base_url: str | None = None
+    """Where requests go (no credentials), ``None`` for an in-process model."""
+    gate_aware: bool = False
+    """Every attempt (retries too) passes the transport's attempt gate (a batch's flow control)."""
+    max_retry_after: float | None = None
+    """The longest ``Retry-After`` its retry policy honours (a batch's longest shared pause)."""
+    read_timeout: float | None = None
+    """Silence allowed in a stream (a cache's wait for an identical stream in flight)."""
+    total_timeout: float | None = None
+    """Time allowed for a unary call (a cache's wait for an identical call in flight)."""
+
+
+def describe(driver: object) -> DriverInfo:
+    """``driver.describe()``, or for a driver without one (a plugin), what its attributes say."""
+    own = getattr(driver, "describe", None)
+    if callable(own):
+        info = own()
+        if isinstance(info, DriverInfo):
+            return info
+    model = getattr(driver, "model", None)
+    base_url = getattr(driver, "base_url", None)
+    return DriverInfo(
+        name=type(driver).__name__,
+        system=type(driver).__module__.split(".", 1)[0],
+        model=model if isinstance(model, str) else None,
+        base_url=base_url if isinstance(base_url, str) else None,
+    )
 
 
 _SECRET_NAMES = ("token", "key", "secret", "password", "auth", "credential")

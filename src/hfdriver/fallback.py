@@ -18,18 +18,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TypeVar
 
 import attrs
 
-from hfdriver.driver import Driver, ResponseStream
+from hfdriver._wrapper import embed_with
+from hfdriver.driver import Driver, DriverInfo, ResponseStream, describe, driver_identity
+from hfdriver.dto.embed import EmbedRequest, EmbedResponse
 from hfdriver.dto.request import GenerateRequest
 from hfdriver.dto.response import GenerateResponse, RouteFailure
 from hfdriver.dto.stream import StreamChunk
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
-from hfdriver.telemetry import start_chat, traced
+from hfdriver.stream import BaseStream
 
 __all__ = ["FALLBACK_KINDS", "FallbackDriver", "FallbackStream", "Route"]
 
@@ -52,6 +54,9 @@ FALLBACK_KINDS = frozenset(
 """Failures that another route may not have: the request moves on to the next route."""
 
 
+_Req = TypeVar("_Req", GenerateRequest, EmbedRequest)
+T = TypeVar("T")
+
 _MAX_BREAKERS = 1024  # models with a failure remembered per route (the oldest forgotten first)
 
 
@@ -67,15 +72,15 @@ class Route:
     breakers: dict[str, tuple[int, float]] = attrs.field(factory=dict)
     """Per model this route was asked for: failures in a row, and until when it is skipped."""
 
-    def request_for(self, request: GenerateRequest) -> GenerateRequest:
+    def request_for(self, request: _Req) -> _Req:
         model = self.model
-        if model is None or not isinstance(request, GenerateRequest):
+        if model is None or not isinstance(request, (GenerateRequest, EmbedRequest)):
             return request
         # A route that names its provider (`org/model:provider`) takes no other routing.
         routing = None if ":" in model else request.routing
         return attrs.evolve(request, model=model, routing=routing)
 
-    def key(self, request: GenerateRequest) -> str:
+    def key(self, request: GenerateRequest | EmbedRequest) -> str:
         """The model this route sends ``request`` with: what its breaker is kept for."""
         if self.model is not None:
             return self.model
@@ -89,17 +94,17 @@ class Route:
 
 
 class FallbackDriver:
-    """Try ``drivers`` in order (see the module docstring).
+    """Try ``drivers`` in order (see the module docstring). Chat, streams and embeddings fall back
+    alike.
 
     Args:
-        drivers: the routes, as drivers, or ``(name, driver)`` pairs; a driver's name defaults to
-            its ``model`` / ``base_url``.
-        cooldown: seconds a tripped route is skipped.
+        drivers: the routes, as drivers, ``(name, driver)`` pairs or :class:`Route` values (the
+            same driver with another ``model``); a driver's name defaults to its model or base URL.
+        cooldown: seconds a tripped route is skipped (for the model it failed for).
         trip_after: failures in a row that trip a route.
-        instrument: make an OpenTelemetry span around the routes' own (when telemetry is on).
 
     The answer names its route in ``response.route`` and the routes that failed before it in
-    ``response.failed_routes``. Closing the driver closes every route's driver.
+    ``response.failed_routes``. Closing the driver closes every route's driver (once each).
     """
 
     def __init__(
@@ -108,7 +113,6 @@ class FallbackDriver:
         *,
         cooldown: float = 30.0,
         trip_after: int = 2,
-        instrument: bool = True,
     ) -> None:
         if not drivers:
             raise HuggingFaceError(K.CONFIG, "FallbackDriver needs at least one driver")
@@ -124,28 +128,51 @@ class FallbackDriver:
         ]
         self.cooldown = cooldown
         self.trip_after = trip_after
-        self._instrument = instrument
 
     def __repr__(self) -> str:
         return f"FallbackDriver({[r.name for r in self.routes]!r})"
 
-    def __getattr__(self, name: str) -> Any:
-        # `model`, `validate_token`... of the first route (the primary one).
-        return getattr(self.routes[0].driver, name)
+    def _drivers(self) -> list[Driver]:
+        """Each distinct driver once (model routes share one)."""
+        seen: dict[int, Driver] = {}
+        for route in self.routes:
+            seen.setdefault(id(route.driver), route.driver)
+        return list(seen.values())
+
+    def describe(self) -> DriverInfo:
+        """The first route's driver; for routes over different drivers, the system is
+        ``hfdriver.fallback`` (a span names the answering route in ``hfdriver.route``)."""
+        info = describe(self.routes[0].driver)
+        if len(self._drivers()) == 1:
+            return info
+        return attrs.evolve(
+            info, name="FallbackDriver", system="hfdriver.fallback", model=self.routes[0].name
+        )
+
+    def cache_identity(self) -> str:
+        return " | ".join(f"{r.name}={driver_identity(r.driver)}" for r in self.routes)
+
+    @property
+    def model(self) -> str | None:
+        return describe(self.routes[0].driver).model
 
     # ------------------------------------------------------------------ routing
-    def order(self, request: GenerateRequest) -> list[Route]:
+    def order(self, request: GenerateRequest | EmbedRequest) -> list[Route]:
         """The routes to try for ``request`` now: those not cooling down for the model each would
         send it with, in order (all of them if every one is)."""
         now = time.monotonic()
         ready = [r for r in self.routes if not r.cooling(r.key(request), now)]
         return ready or list(self.routes)
 
-    def succeeded(self, route: Route, request: GenerateRequest) -> None:
+    def succeeded(self, route: Route, request: GenerateRequest | EmbedRequest) -> None:
         route.breakers.pop(route.key(request), None)
 
     def failed(
-        self, route: Route, request: GenerateRequest, error: HuggingFaceError, following: Route | None
+        self,
+        route: Route,
+        request: GenerateRequest | EmbedRequest,
+        error: HuggingFaceError,
+        following: Route | None,
     ) -> None:
         key = route.key(request)
         breakers = route.breakers
@@ -166,7 +193,7 @@ class FallbackDriver:
 
     def give_up_or_next(
         self,
-        request: GenerateRequest,
+        request: GenerateRequest | EmbedRequest,
         failures: list[RouteFailure],
         order: list[Route],
         index: int,
@@ -199,36 +226,42 @@ class FallbackDriver:
             retryable=last.retryable,
         )
 
-    # ------------------------------------------------------------------ the Driver protocol
-    async def generate(self, request: GenerateRequest) -> GenerateResponse:
-        call = (
-            start_chat(request, model=self.routes[0].name, base_url="fallback:", provider="hfdriver.fallback")
-            if self._instrument
-            else None
-        )
-        return await traced(call, lambda: self._generate(request))  # the routes' spans are its children
-
-    async def _generate(self, request: GenerateRequest) -> GenerateResponse:
+    async def _first_answer(
+        self, request: _Req, call: Callable[[Route, _Req], Awaitable[T]]
+    ) -> tuple[T, Route, tuple[RouteFailure, ...]]:
         failures: list[RouteFailure] = []
         order = self.order(request)
         for index, route in enumerate(order):
             try:
-                response = await route.driver.generate(route.request_for(request))
+                answer = await call(route, route.request_for(request))
             except HuggingFaceError as exc:
                 self.give_up_or_next(request, failures, order, index, exc)
                 continue
             self.succeeded(route, request)
-            return attrs.evolve(response, route=route.name, failed_routes=tuple(failures))
+            return answer, route, tuple(failures)
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    # ------------------------------------------------------------------ operations
+    async def generate(self, request: GenerateRequest) -> GenerateResponse:
+        response, route, failures = await self._first_answer(
+            request, lambda route, routed: route.driver.generate(routed)
+        )
+        return attrs.evolve(response, route=route.name, failed_routes=failures)
 
     def generate_stream(self, request: GenerateRequest) -> FallbackStream:
         return FallbackStream(self, request)
 
+    async def embed(self, request: EmbedRequest) -> EmbedResponse:
+        response, _, _ = await self._first_answer(
+            request, lambda route, routed: embed_with(route.driver, routed)
+        )
+        return response
+
     async def aclose(self) -> None:
         errors = []
-        for route in self.routes:
+        for driver in self._drivers():
             try:
-                await route.driver.aclose()
+                await driver.aclose()
             except Exception as exc:  # noqa: PERF203 - close every route, whatever one does
                 errors.append(exc)
         if errors:
@@ -244,14 +277,11 @@ class FallbackDriver:
 
 
 def _name_of(driver: Driver, index: int) -> str:
-    for attr in ("model", "base_url"):
-        value = getattr(driver, attr, None)
-        if isinstance(value, str) and value:
-            return value
-    return f"route {index + 1}"
+    info = describe(driver)
+    return info.model or info.base_url or f"route {index + 1}"
 
 
-class FallbackStream:
+class FallbackStream(BaseStream):
     """A stream that opens on the first route able to deliver its first chunk."""
 
     def __init__(self, owner: FallbackDriver, request: GenerateRequest) -> None:
@@ -262,14 +292,36 @@ class FallbackStream:
         self._first: StreamChunk | None = None
         self._opened = False
         self._ended = False
-        self.failed_routes: tuple[RouteFailure, ...] = ()
+        self._failed: tuple[RouteFailure, ...] = ()
 
     @property
     def route(self) -> str | None:
         """The route that is answering."""
         return self._route.name if self._route is not None else None
 
+    @property
+    def failed_routes(self) -> tuple[RouteFailure, ...]:
+        return self._failed
+
+    @property
+    def provider(self) -> str | None:
+        return self._inner.provider if self._inner is not None else None
+
+    @property
+    def request_id(self) -> str | None:
+        return self._inner.request_id if self._inner is not None else None
+
+    @property
+    def cached(self) -> bool:
+        return self._inner.cached if self._inner is not None else False
+
+    @property
+    def pending(self) -> int:
+        return (self._first is not None) + (self._inner.pending if self._inner is not None else 0)
+
     async def _open(self) -> None:
+        if self._opened:
+            return
         self._opened = True
         owner = self._owner
         failures: list[RouteFailure] = []
@@ -293,11 +345,8 @@ class FallbackStream:
             owner.succeeded(route, request)
             self._inner, self._route, self._first = stream, route, first
             self._ended = first is None
-            self.failed_routes = tuple(failures)
+            self._failed = tuple(failures)
             return
-
-    def __aiter__(self) -> FallbackStream:
-        return self
 
     async def __anext__(self) -> StreamChunk:
         if not self._opened:
@@ -309,16 +358,6 @@ class FallbackStream:
             raise StopAsyncIteration
         return await self._inner.__anext__()  # after the first chunk, errors are the caller's
 
-    async def __aenter__(self) -> FallbackStream:
-        if not self._opened:
-            await self._open()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
     async def aclose(self) -> None:
         self._ended = True
         if self._inner is not None:
@@ -329,12 +368,10 @@ class FallbackStream:
             pass
         assert self._inner is not None
         response = await self._inner.collect()
-        return attrs.evolve(response, route=self.route, failed_routes=self.failed_routes)
+        return attrs.evolve(response, route=self.route, failed_routes=self._failed)
 
-    def response(self) -> GenerateResponse | None:
-        """What the answering route delivered so far, naming the route (None before it opened)."""
-        so_far = getattr(self._inner, "response", None)
-        if not callable(so_far):
-            return None
-        response: GenerateResponse = so_far()
-        return attrs.evolve(response, route=self.route, failed_routes=self.failed_routes)
+    def response(self) -> GenerateResponse:
+        """What the answering route delivered so far, naming the route."""
+        if self._inner is None:
+            return GenerateResponse(outputs=(), route=None)
+        return attrs.evolve(self._inner.response(), route=self.route, failed_routes=self._failed)

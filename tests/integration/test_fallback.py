@@ -1,4 +1,4 @@
-"""Fallback across routes: FallbackDriver, HuggingFaceDriver(fallbacks=...), `fallbacks` in the config."""
+"""Fallback across routes: FallbackDriver, compose(driver, fallbacks=...), `fallbacks` in the config."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hfdriver import FallbackDriver, GenerateRequest, HuggingFaceDriver, RetryPolicy
+from hfdriver import FallbackDriver, GenerateRequest, HuggingFaceDriver, RetryPolicy, compose
 from hfdriver.config import create_driver, parse_config
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 from hfdriver.fallback import FALLBACK_KINDS
@@ -33,8 +33,9 @@ def models_sent(router: FakeRouter) -> list[str]:
     return [r.json["model"] for r in router.requests if r.path == "/v1/chat/completions"]
 
 
-def driver(router: FakeRouter, **kw: Any) -> HuggingFaceDriver:
-    return HuggingFaceDriver("hf_x", base_url=router.base_url, retry=RetryPolicy(attempts=1), **kw)
+def driver(router: FakeRouter, fallbacks: Any = (), **kw: Any) -> Any:
+    core = HuggingFaceDriver("hf_x", base_url=router.base_url, retry=RetryPolicy(attempts=1), **kw)
+    return compose(core, fallbacks=fallbacks)
 
 
 async def test_402_on_the_first_route_then_the_next_answers(

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from hfdriver import NO_TOKEN, GenerateRequest, HuggingFaceDriver, RetryPolicy
+from hfdriver import NO_TOKEN, GenerateRequest, HuggingFaceDriver, RetryPolicy, compose, describe
 from hfdriver.auth import resolve_token
 from hfdriver.config import create_driver, load_config
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
@@ -197,10 +197,10 @@ async def test_base_url_credentials_go_as_basic_auth_and_never_show(
         caplog.at_level(logging.DEBUG, logger="hfdriver"),
         caplog.at_level(logging.DEBUG, logger="hfdriver.http"),
     ):
-        async with HuggingFaceDriver(
-            base_url=base_url, fallbacks=["backup/model"], retry=RetryPolicy(attempts=1)
+        async with compose(
+            HuggingFaceDriver(base_url=base_url, retry=RetryPolicy(attempts=1)), fallbacks=["backup/model"]
         ) as driver:
-            shown = [repr(driver), driver.base_url]
+            shown = [repr(driver), str(describe(driver).base_url)]
             assert (await driver.generate(ask("hello"))).text == "echo: hello"
             with pytest.raises(HuggingFaceError) as info:
                 await driver.generate(ask("fail"))

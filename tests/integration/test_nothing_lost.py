@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from hfdriver import GenerateRequest, HuggingFaceDriver, Message, RetryPolicy, Timeouts
+from hfdriver import GenerateRequest, HuggingFaceDriver, Message, RetryPolicy, Timeouts, compose
 from hfdriver.batch import BatchResult, OutputFile, OutputLock, result_line, run_batch
 from hfdriver.cache import CachedDriver, MemoryCache, SQLiteCache
 from hfdriver.config import CacheConfig, LLMConfig, create_driver, parse_config
@@ -348,8 +348,8 @@ def test_a_size_below_one_byte_names_the_file_and_the_key(tmp_path: Path) -> Non
 async def test_a_follower_does_not_wait_on_a_stalled_leader_stream(router: FakeRouter) -> None:
     router.enqueue(FakeResponse.stream(["a ", "b ", "c"]))
     request = ask("same question")
-    async with HuggingFaceDriver(
-        TOKEN, base_url=router.base_url, cache=MemoryCache(), timeouts=Timeouts(read=0.5)
+    async with compose(
+        HuggingFaceDriver(TOKEN, base_url=router.base_url, timeouts=Timeouts(read=0.5)), cache=MemoryCache()
     ) as driver:
         leader = driver.generate_stream(request)
         await leader.__aenter__()
@@ -427,8 +427,9 @@ def test_local_drivers_that_differ_never_share_answers(tmp_path: Path) -> None:
 
 async def test_one_failing_model_never_diverts_another(router: FakeRouter) -> None:
     router.fail_when("", FakeResponse.error(503, "A is down"), model="org/model-a")
-    async with HuggingFaceDriver(
-        TOKEN, base_url=router.base_url, fallbacks=["backup/model"], retry=RetryPolicy(attempts=1)
+    async with compose(
+        HuggingFaceDriver(TOKEN, base_url=router.base_url, retry=RetryPolicy(attempts=1)),
+        fallbacks=["backup/model"],
     ) as driver:
         for _ in range(3):
             failed_over = await driver.generate(ask("for A", model="org/model-a"))

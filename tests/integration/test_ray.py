@@ -262,7 +262,15 @@ async def test_a_sigkilled_run_resends_at_most_what_was_in_flight(tmp_path: Path
                 break
         os.killpg(proc.pid, signal.SIGKILL)  # the run and the local Ray instance it started
         await proc.wait()
-        await asyncio.sleep(2)  # let Ray's processes of the killed run go
+        # Let Ray's processes of the killed run go: wait until nothing reaches the router any more
+        # (under load, a worker of the killed run may still finish a request or two).
+        settled, quiet_since = router.served, asyncio.get_running_loop().time()
+        for _ in range(300):
+            await asyncio.sleep(0.1)
+            if router.served != settled:
+                settled, quiet_since = router.served, asyncio.get_running_loop().time()
+            elif asyncio.get_running_loop().time() - quiet_since >= 2.0:
+                break
         first_run = router.served
         written = sum(complete_rows(p) for p in parts.glob("hfdriver-part-*.jsonl"))
         assert 100 <= written < 400

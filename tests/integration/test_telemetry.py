@@ -15,8 +15,8 @@ from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
-from hfdriver import GenerateRequest, HuggingFaceDriver, RetryPolicy, telemetry  # noqa: E402
-from hfdriver.errors import HuggingFaceError  # noqa: E402
+from hfdriver import GenerateRequest, HuggingFaceDriver, RetryPolicy, compose, telemetry  # noqa: E402
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind  # noqa: E402
 from hfdriver.testing import FakeResponse, FakeRouter  # noqa: E402
 
 MODEL = "meta-llama/Llama-3.2-1B-Instruct"
@@ -67,7 +67,7 @@ def only_span() -> Any:
 
 
 async def test_a_call_makes_one_genai_span_and_metrics(router: FakeRouter) -> None:
-    async with HuggingFaceDriver("hf_secret_token_123", base_url=router.base_url) as driver:
+    async with compose(HuggingFaceDriver("hf_secret_token_123", base_url=router.base_url)) as driver:
         response = await driver.generate(req("What is OpenTelemetry?"))
     span = only_span()
     assert span.name == f"chat {MODEL}" and span.kind is trace.SpanKind.CLIENT
@@ -90,7 +90,7 @@ async def test_a_call_makes_one_genai_span_and_metrics(router: FakeRouter) -> No
 
 async def test_a_failed_call_sets_error_type(router: FakeRouter) -> None:
     router.enqueue(FakeResponse.error(400, "bad request body"))
-    async with HuggingFaceDriver("hf_x", base_url=router.base_url) as driver:
+    async with compose(HuggingFaceDriver("hf_x", base_url=router.base_url)) as driver:
         with pytest.raises(HuggingFaceError):
             await driver.generate(req())
     span = only_span()
@@ -101,7 +101,9 @@ async def test_a_failed_call_sets_error_type(router: FakeRouter) -> None:
 
 async def test_retries_are_span_events(router: FakeRouter) -> None:
     router.enqueue(FakeResponse.error(503, "upstream unavailable"))
-    async with HuggingFaceDriver("hf_x", base_url=router.base_url, retry=RetryPolicy(attempts=3)) as driver:
+    async with compose(
+        HuggingFaceDriver("hf_x", base_url=router.base_url, retry=RetryPolicy(attempts=3))
+    ) as driver:
         await driver.generate(req())
     span = only_span()
     retries = [e for e in span.events if e.name == "hfdriver.retry"]
@@ -116,7 +118,7 @@ async def test_retries_are_span_events(router: FakeRouter) -> None:
 async def test_a_stream_abandoned_halfway(router: FakeRouter) -> None:
     router.enqueue(FakeResponse.stream(["one", " two", " three", " four"]))
     async with (
-        HuggingFaceDriver("hf_x", base_url=router.base_url) as driver,
+        compose(HuggingFaceDriver("hf_x", base_url=router.base_url)) as driver,
         driver.generate_stream(req()) as stream,
     ):
         await stream.__anext__()
@@ -130,7 +132,7 @@ async def test_a_stream_abandoned_halfway(router: FakeRouter) -> None:
 
 async def test_a_stream_read_to_the_end(router: FakeRouter) -> None:
     async with (
-        HuggingFaceDriver("hf_x", base_url=router.base_url) as driver,
+        compose(HuggingFaceDriver("hf_x", base_url=router.base_url)) as driver,
         driver.generate_stream(req("a b c")) as stream,
     ):
         text = "".join([c.text async for c in stream])
@@ -142,8 +144,9 @@ async def test_a_stream_read_to_the_end(router: FakeRouter) -> None:
 
 async def test_the_fallback_span_names_the_route(router: FakeRouter) -> None:
     router.enqueue(FakeResponse.error(402, "no credits"))
-    async with HuggingFaceDriver(
-        "hf_x", base_url=router.base_url, retry=RetryPolicy(attempts=1), fallbacks=[f"{MODEL}:together"]
+    async with compose(
+        HuggingFaceDriver("hf_x", base_url=router.base_url, retry=RetryPolicy(attempts=1)),
+        fallbacks=[f"{MODEL}:together"],
     ) as driver:
         await driver.generate(req())
     span = only_span()
@@ -197,7 +200,7 @@ async def test_local_driver_spans() -> None:
     from hfdriver.local import LocalDriver
 
     request = GenerateRequest.builder().user("Hi").max_tokens(4).temperature(0).build()
-    async with LocalDriver.default(threads=2) as local:
+    async with compose(LocalDriver.default(threads=2)) as local:
         await local.generate(request)
         async with local.generate_stream(request) as stream:
             async for _ in stream:
@@ -213,7 +216,7 @@ async def test_content_is_recorded_only_when_opted_in(
     router: FakeRouter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
-    async with HuggingFaceDriver("hf_x", base_url=router.base_url) as driver:
+    async with compose(HuggingFaceDriver("hf_x", base_url=router.base_url)) as driver:
         await driver.generate(req("private question"))
     events = {e.name: e.attributes for e in only_span().events}
     assert "private question" in events["gen_ai.user.message"]["content"]
@@ -224,11 +227,11 @@ async def test_a_fallback_driver_span_holds_its_routes(router: FakeRouter) -> No
     from hfdriver import FallbackDriver
 
     router.enqueue(FakeResponse.error(402, "no credits"))
-    first = HuggingFaceDriver(
-        "hf_x", base_url=router.base_url, model="a/first", retry=RetryPolicy(attempts=1)
+    first = compose(
+        HuggingFaceDriver("hf_x", base_url=router.base_url, model="a/first", retry=RetryPolicy(attempts=1))
     )
-    second = HuggingFaceDriver("hf_x", base_url=router.base_url, model="b/second")
-    async with FallbackDriver([first, second]) as fallback:
+    second = compose(HuggingFaceDriver("hf_x", base_url=router.base_url, model="b/second"))
+    async with compose(FallbackDriver([first, second])) as fallback:
         await fallback.generate(GenerateRequest.builder().user("hi").build())
     spans = SPANS.get_finished_spans()
     (outer,) = [s for s in spans if s.attributes["gen_ai.provider.name"] == "hfdriver.fallback"]
@@ -244,8 +247,9 @@ async def test_a_fallback_driver_span_holds_its_routes(router: FakeRouter) -> No
 async def test_a_streamed_fallback_span_names_the_route(router: FakeRouter) -> None:
     router.enqueue(FakeResponse.error(503, "down"))
     async with (
-        HuggingFaceDriver(
-            "hf_x", base_url=router.base_url, retry=RetryPolicy(attempts=1), fallbacks=["b/backup"]
+        compose(
+            HuggingFaceDriver("hf_x", base_url=router.base_url, retry=RetryPolicy(attempts=1)),
+            fallbacks=["b/backup"],
         ) as driver,
         driver.generate_stream(req("x y")) as stream,
     ):
@@ -270,7 +274,7 @@ async def test_server_chosen_values_are_clipped_and_metrics_keep_the_request_mod
         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
     }
     router.enqueue(FakeResponse(json=body, headers={"x-inference-provider": "p" * 5_000}))
-    async with HuggingFaceDriver("hf_x", base_url=router.base_url) as driver:
+    async with compose(HuggingFaceDriver("hf_x", base_url=router.base_url)) as driver:
         response = await driver.generate(req())
     assert len(response.outputs) == 20_000  # the answer itself is whole
     a = only_span().attributes
@@ -280,3 +284,127 @@ async def test_server_chosen_values_are_clipped_and_metrics_keep_the_request_mod
     for point in points("gen_ai.client.operation.duration") + points("gen_ai.client.token.usage"):
         assert "gen_ai.response.model" not in point.attributes, point.attributes
         assert len(str(point.attributes.get("gen_ai.request.model", ""))) <= 256
+
+
+class _Plugin:
+    """A driver written outside hfdriver: only the Driver protocol, no describe(), no cache code."""
+
+    def __init__(self, name: str, *, fail: bool = False) -> None:
+        self.name = name
+        self.fail = fail
+        self.calls = 0
+
+    async def generate(self, request: GenerateRequest) -> Any:
+        from hfdriver import GenerateResponse, Output, Usage
+
+        self.calls += 1
+        if self.fail:
+            raise HuggingFaceError(HuggingFaceErrorKind.SERVER, f"{self.name} is down", status=503)
+        text = f"{self.name}: {request.messages[-1].text}"
+        return GenerateResponse(
+            outputs=(Output(text=text, finish_reason="stop"),), usage=Usage(1, 2, 3), model=request.model
+        )
+
+    def generate_stream(self, request: GenerateRequest) -> Any:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        return None
+
+    async def __aenter__(self) -> _Plugin:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+@pytest.mark.parametrize("build", ["compose", "create_driver"])
+async def test_a_plugin_gets_cache_fallback_and_spans_like_the_router_driver(
+    build: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hfdriver.cache import MemoryCache
+    from hfdriver.config import create_driver, register_driver
+
+    primary, backup = _Plugin("primary"), _Plugin("backup")
+    if build == "compose":
+        driver: Any = compose(primary, cache=MemoryCache(), fallbacks=[("backup", backup)])
+    else:
+        import hfdriver.config._registry as registry
+        from hfdriver.config import parse_config
+
+        monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+        register_driver("plugin-primary", lambda config, token: primary)
+        register_driver("plugin-backup", lambda config, token: backup)
+
+        config = parse_config(
+            {
+                "llm": {
+                    "provider": "plugin-primary",
+                    "model": "p/m",
+                    "fallbacks": ["backup"],
+                    "cache": {"backend": "memory"},
+                },
+                "profiles": {"backup": {"provider": "plugin-backup"}},
+            }
+        )
+        driver = create_driver(config)
+    request = GenerateRequest.builder().model("p/m").user("hello").build()
+    first = await driver.generate(request)
+    again = await driver.generate(request)  # a cache hit: the plugin is not called again
+    assert first.text == "primary: hello" and again.text == "primary: hello"
+    assert again.cached and primary.calls == 1
+    primary.fail = True  # a fallback, like the router driver's
+    other = await driver.generate(GenerateRequest.builder().model("p/m").user("other").build())
+    assert other.text == "backup: other" and other.route is not None and other.failed_routes
+    spans = SPANS.get_finished_spans()
+    assert len(spans) == 3 and all(s.name == "chat p/m" for s in spans)  # one span per call
+    assert spans[1].attributes["hfdriver.cached"] is True
+    assert spans[2].attributes["hfdriver.route"] == other.route
+    await driver.aclose()
+
+
+async def test_a_wrapper_refuses_an_operation_its_driver_lacks() -> None:
+    from hfdriver import EmbedRequest
+
+    driver = compose(_Plugin("no-embeddings"))
+    with pytest.raises(HuggingFaceError) as info:
+        await driver.embed(EmbedRequest(inputs="x", model="a/b"))  # type: ignore[attr-defined]
+    assert info.value.kind is HuggingFaceErrorKind.MODEL_NOT_SUPPORTED
+    assert "_Plugin does not compute embeddings" in info.value.message
+
+
+async def test_embeddings_make_an_embeddings_span_client_and_server(router: FakeRouter) -> None:
+    import aiohttp
+
+    from hfdriver import EmbedRequest
+    from hfdriver.server import OpenAIServer
+
+    model = "BAAI/bge-small-en-v1.5"
+    async with compose(HuggingFaceDriver("hf_secret_token_123", base_url=router.base_url)) as driver:
+        response = await driver.embed(
+            EmbedRequest(inputs=["secret text", "more"], model=model, dimensions=16)
+        )
+    span = only_span()
+    assert span.name == f"embeddings {model}" and span.kind is trace.SpanKind.CLIENT
+    a = span.attributes
+    assert a["gen_ai.operation.name"] == "embeddings" and a["gen_ai.request.model"] == model
+    assert a["gen_ai.embeddings.dimension.count"] == 16 == response.dimensions
+    assert a["gen_ai.usage.input_tokens"] == response.usage.prompt_tokens  # type: ignore[union-attr]
+    assert "secret text" not in repr(dict(a)) and "hf_secret" not in repr(dict(a))
+    SPANS.clear()
+    core = HuggingFaceDriver("hf_x", base_url=router.base_url, model=model)
+    async with (
+        OpenAIServer(core, port=0) as server,
+        aiohttp.ClientSession() as session,
+        session.post(f"{server.base_url}/embeddings", json={"input": ["a", "b"]}) as resp,
+    ):
+        assert resp.status == 200
+    await core.aclose()
+    spans = SPANS.get_finished_spans()
+    (outer,) = [s for s in spans if s.kind is trace.SpanKind.SERVER]
+    (inner,) = [s for s in spans if s.kind is trace.SpanKind.CLIENT]
+    assert (
+        outer.attributes["gen_ai.operation.name"] == inner.attributes["gen_ai.operation.name"] == "embeddings"
+    )
+    assert inner.parent is not None and inner.parent.span_id == outer.context.span_id
+    assert outer.attributes["gen_ai.embeddings.dimension.count"] == 384

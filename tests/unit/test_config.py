@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hfdriver import HuggingFaceDriver, HuggingFaceError, HuggingFaceErrorKind, RetryPolicy, Timeouts
 from hfdriver._defaults import DefaultsDriver
+from hfdriver._wrapper import core_of
 from hfdriver.config import (
     LLMConfig,
     create_driver,
@@ -86,8 +88,9 @@ def test_create_driver_from_config(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     (tmp_path / "tok").write_text("hf_from_the_file_0123456789\n")
     config = load_config(write(tmp_path, GOOD.replace("TOKEN_FILE", str(tmp_path / "tok"))))
     driver = create_driver(config)
-    assert isinstance(driver, DefaultsDriver) and isinstance(driver.inner, HuggingFaceDriver)
-    inner = driver.inner
+    assert isinstance(driver.inner, DefaultsDriver)  # type: ignore[attr-defined]  # spans, then defaults
+    inner = core_of(driver)
+    assert isinstance(inner, HuggingFaceDriver)
     assert inner.token is not None and inner.token.reveal() == "hf_from_my_env_0123456789"
     assert (inner.model, inner.routing, inner.bill_to) == (
         "meta-llama/Llama-3.2-1B-Instruct",
@@ -96,9 +99,10 @@ def test_create_driver_from_config(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     )
     assert inner.retry == RetryPolicy(attempts=2, max_retry_after=5) and inner.timeouts == Timeouts(read=90)
     endpoint = create_driver(config, "vllm", model="other/model")
-    assert isinstance(endpoint, DefaultsDriver)
-    assert endpoint.inner.base_url == "http://127.0.0.1:8000/v1" and endpoint.inner.model == "other/model"  # type: ignore[attr-defined]
-    assert endpoint.inner.token.reveal() == "hf_from_the_file_0123456789"  # type: ignore[attr-defined]
+    core = core_of(endpoint)
+    assert isinstance(core, HuggingFaceDriver)
+    assert core.base_url == "http://127.0.0.1:8000/v1" and core.model == "other/model"
+    assert core.token is not None and core.token.reveal() == "hf_from_the_file_0123456789"
 
 
 async def test_defaults_apply_only_when_unset() -> None:
@@ -222,13 +226,14 @@ def test_registered_and_plugin_drivers(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.syspath_prepend(str(tmp_path))
     assert "echo" in driver_factories()
     driver = create_driver(LLMConfig(provider="echo", model="any/model", options={"colour": "blue"}))
-    assert type(driver).__name__ == "EchoDriver" and driver.config.options == {"colour": "blue"}  # type: ignore[attr-defined]
+    core: Any = core_of(driver)  # composed around it: spans, defaults, cache...
+    assert type(core).__name__ == "EchoDriver" and core.config.options == {"colour": "blue"}
 
     sentinel = object()
-    import hfdriver.config
+    import hfdriver.config._registry
 
-    monkeypatch.setitem(hfdriver.config._REGISTRY, "custom-test", lambda config, token: sentinel)
-    assert create_driver(LLMConfig(provider="custom-test", model="a/b")) is sentinel
+    monkeypatch.setitem(hfdriver.config._registry._REGISTRY, "custom-test", lambda config, token: sentinel)
+    assert core_of(create_driver(LLMConfig(provider="custom-test", model="a/b"))) is sentinel
 
 
 def test_local_provider_builds_a_local_driver_without_loading() -> None:
@@ -241,6 +246,7 @@ def test_local_provider_builds_a_local_driver_without_loading() -> None:
             options={"quantization": "Q4_K_M", "device": "cpu", "context_size": 512},
         )
     )
+    driver = core_of(driver)
     assert isinstance(driver, LocalDriver) and not driver.loaded
     assert (driver.source, driver.quantization, driver.device, driver.context_size) == (
         "acme/tiny-GGUF",

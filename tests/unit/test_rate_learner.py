@@ -16,7 +16,10 @@ import time
 import pytest
 
 from hfdriver.batch import FlowControl
-from hfdriver.batch._flow import RateLearner, _drain_profile, _fit_token_bucket
+from hfdriver.batch._learner import RateLearner
+from hfdriver.batch._learner import drain_profile as _drain_profile
+from hfdriver.batch._learner import fit_token_bucket as _fit_token_bucket
+from hfdriver.batch._pacer import LocalPacer
 from hfdriver.errors import HuggingFaceErrorKind
 
 
@@ -36,7 +39,7 @@ def simulate(
     latency: float = 0.02,
     whole_seconds: bool = True,
 ) -> tuple[RateLearner, Outcome]:
-    pacer = FlowControl(rpm=rpm)  # its pacing rule (_advance), its learner
+    pacer = LocalPacer(rpm=rpm)  # its pacing rule (_advance), its learner
     learner = pacer.learner
     learner._measure_from = 0.0
     out = Outcome()
@@ -152,7 +155,7 @@ def test_the_fit_recovers_rate_and_burst_of_a_bucket() -> None:
 async def test_the_pacer_never_lets_two_go_at_once_after_a_pause() -> None:
     flow = FlowControl(max_concurrency=64, rpm=1200, adaptive=False)  # 20/s
     flow.learner.on_congestion(time.monotonic(), HuggingFaceErrorKind.RATE_LIMITED, 0.2)
-    flow.reschedule()
+    flow.pacer.reschedule()  # type: ignore[attr-defined]
     loop = asyncio.get_running_loop()
     times: list[float] = []
 

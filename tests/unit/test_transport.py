@@ -154,7 +154,7 @@ async def test_a_failing_hook_never_breaks_the_call(caplog: pytest.LogCaptureFix
 
 
 async def test_default_hook_logs_and_empty_hooks_silence(caplog: pytest.LogCaptureFixture) -> None:
-    assert get_on_retry_hooks() == (log_retry,)
+    assert get_on_retry_hooks()[0] is log_retry  # (and telemetry's span events, once it is in use)
     _, attempt = _flaky([HuggingFaceError(K.SERVER, "boom", status=502)])
     with instant_retries(), caplog.at_level(logging.WARNING, logger="hfdriver"):
         await call_with_retries(RetryPolicy(), "generate", attempt)  # type: ignore[arg-type]
@@ -224,3 +224,29 @@ def test_the_proxy_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
     assert resolve("http://127.0.0.1:8000/v1") == "http://all.corp:1"
     monkeypatch.setenv("NO_PROXY", "huggingface.co")
     assert resolve("https://router.huggingface.co/v1") is None
+
+
+async def test_quiet_retry_log_silences_the_warning_only(caplog: pytest.LogCaptureFixture) -> None:
+    from hfdriver.transport import add_default_retry_hook, quiet_retry_log, reset_retry_log
+
+    seen: list[RetryDetails] = []
+    before = get_on_retry_hooks()
+    token = quiet_retry_log()
+    try:
+        add_default_retry_hook(seen.append)  # a layer installing its hook meanwhile still counts
+        _, attempt = _flaky([HuggingFaceError(K.SERVER, "boom", status=502)])
+        with instant_retries(), caplog.at_level(logging.WARNING, logger="hfdriver"):
+            await call_with_retries(RetryPolicy(), "generate", attempt)  # type: ignore[arg-type]
+        assert not [r for r in caplog.records if "retrying" in r.getMessage()]
+        assert len(seen) == 1  # other hooks still ran
+    finally:
+        reset_retry_log(token)
+        import hfdriver.transport._retry as retry_module
+
+        if seen.append in retry_module._defaults:
+            retry_module._defaults.remove(seen.append)
+    assert get_on_retry_hooks() == before
+    _, attempt = _flaky([HuggingFaceError(K.SERVER, "boom", status=502)])
+    with instant_retries(), caplog.at_level(logging.WARNING, logger="hfdriver"):
+        await call_with_retries(RetryPolicy(), "generate", attempt)  # type: ignore[arg-type]
+    assert [r for r in caplog.records if "retrying" in r.getMessage()]

@@ -3,8 +3,8 @@
 Nothing here imports Ray (an actor's process starts in well under a second when it imports only
 hfdriver): actor handles arrive as arguments and are called with ``.remote()``.
 
-- :class:`WorkerCore`: one driver, one :class:`ClusterGate` (concurrency here, the send slot from
-  the cluster's one :class:`~hfdriver.batch._shared.SharedLimit`), rows through
+- :class:`WorkerCore`: one driver, one :class:`~hfdriver.batch.FlowControl` (concurrency here)
+  whose pacer asks the cluster's one :class:`~hfdriver.batch._shared.SharedLimit`, rows through
   :func:`~hfdriver.batch.run_batch`, each finished row appended to the worker's own part file.
 - :class:`QueueWorker`: an actor that takes work from a :class:`~hfdriver.batch._shared.WorkQueue`
   until it is empty (ranges of lines of the input file, which it reads itself, so errors name
@@ -24,15 +24,17 @@ from typing import Any
 import attrs
 
 from hfdriver.batch._files import IdSet, parse_line, parse_row, result_line
-from hfdriver.batch._flow import FlowControl, attempt_started
+from hfdriver.batch._flow import FlowControl
+from hfdriver.batch._learner import RateLearner
+from hfdriver.batch._pacer import LocalPacer
 from hfdriver.batch._parts import PartWriter
-from hfdriver.batch._run import FATAL_KINDS, BatchItem, run_batch
+from hfdriver.batch._run import FATAL_KINDS, BatchItem, batch_stopped, run_batch
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 
 __all__ = [
-    "ClusterGate",
+    "ClusterPacer",
     "DatasetWorker",
-    "HandoverGate",
+    "HandoverPacer",
     "QueueWorker",
     "RaySettings",
     "WorkerCore",
@@ -60,26 +62,37 @@ class RaySettings:
     """The input file ranges of lines are read from."""
 
 
-class ClusterGate(FlowControl):
-    """A worker's gate: local concurrency; the send slot from the :class:`SharedLimit` actor."""
+class ClusterPacer:
+    """A worker's pacer: every turn from the cluster's :class:`SharedLimit` actor; answers are
+    reported with the next turn (one call, not two), refusals and stops at once."""
 
-    def __init__(self, limit: Any, *, max_concurrency: int, tpm: float | None) -> None:
-        super().__init__(max_concurrency=max_concurrency, tpm=tpm, adaptive=False)
+    def __init__(self, limit: Any) -> None:
         self._limit = limit
         self._successes = 0
         self.stopped = False
+        self._learner = RateLearner(adaptive=False)  # nothing is learned here: the actor learns
 
-    async def wait_for_turn(self) -> None:
+    @property
+    def learner(self) -> RateLearner:
+        return self._learner
+
+    async def turn(self) -> None:
         successes, self._successes = self._successes, 0
         if not await self._limit.acquire.remote(successes):
             self.stopped = True
             state = await self._limit.state.remote()
             kind, message = state["stopped"] or ("CONFIG", "stopped")
-            raise HuggingFaceError(HuggingFaceErrorKind[kind], f"not sent: the batch stopped ({message})")
+            raise batch_stopped(HuggingFaceErrorKind[kind], message, sent=False)
 
-    def _on_success(self, now: float) -> None:
+    def succeeded(self, now: float) -> None:
         self._successes += 1
-        super()._on_success(now)
+
+    def refused(self, kind: HuggingFaceErrorKind, retry_after: float | None, started: float) -> None:
+        self._learner.rate_limited += 1
+        self._limit.congestion.remote(kind.name, retry_after, max(0.0, time.monotonic() - started))
+
+    def stop(self, kind: HuggingFaceErrorKind, message: str) -> None:
+        self._limit.stop.remote(kind.name, message)
 
     async def flush(self) -> None:
         """Report the answers not reported yet (the learner counts them)."""
@@ -87,37 +100,20 @@ class ClusterGate(FlowControl):
         if successes:
             await self._limit.report.remote(successes)
 
-    def after_attempt(self, error: BaseException | None) -> None:
-        if isinstance(error, HuggingFaceError) and error.kind in (
-            HuggingFaceErrorKind.RATE_LIMITED,
-            HuggingFaceErrorKind.OVERLOADED,
-        ):
-            started = max(0.0, time.monotonic() - attempt_started())
-            self._limit.congestion.remote(error.kind.name, error.retry_after, started)
-        if isinstance(error, HuggingFaceError) and error.kind in FATAL_KINDS:
-            self._limit.stop.remote(error.kind.name, error.message)
-        super().after_attempt(error)
 
+class HandoverPacer(ClusterPacer):
+    """The pacer of the program that starts the batch: it paces and learns by itself
+    (a :class:`LocalPacer`) from its first moment, while the cluster's limit starts;
+    :meth:`handover` then gives the limit what it learned, and from then on it asks the limit
+    like every worker."""
 
-class HandoverGate(ClusterGate):
-    """The gate of the program that starts the batch: it paces and learns by itself from its
-    first second, while the cluster's limit starts; :meth:`handover` then gives the limit what it
-    learned, and from then on it asks the limit like every worker."""
+    def __init__(self, limit: Any, *, rpm: float | None, adaptive: bool, max_pause: float) -> None:
+        super().__init__(limit)
+        self._alone: LocalPacer | None = LocalPacer(rpm=rpm, adaptive=adaptive, max_pause=max_pause)
 
-    def __init__(
-        self,
-        limit: Any,
-        *,
-        max_concurrency: int,
-        tpm: float | None,
-        rpm: float | None,
-        adaptive: bool,
-        max_pause: float,
-    ) -> None:
-        super().__init__(limit, max_concurrency=max_concurrency, tpm=tpm)
-        self._alone: FlowControl | None = FlowControl(
-            max_concurrency=1 << 30, rpm=rpm, adaptive=adaptive, max_pause=max_pause
-        )
+    @property
+    def learner(self) -> RateLearner:
+        return self._alone.learner if self._alone is not None else self._learner
 
     async def handover(self) -> None:
         """The cluster's limit is up: give it this program's learner; ask it from now on."""
@@ -125,7 +121,7 @@ class HandoverGate(ClusterGate):
         if alone is not None:
             await self._limit.adopt.remote(alone.learner, time.monotonic())
 
-    async def wait_for_turn(self) -> None:
+    async def turn(self) -> None:
         alone = self._alone
         if alone is not None:
             await alone.wait_for_turn()
@@ -134,31 +130,21 @@ class HandoverGate(ClusterGate):
                     alone.learner.on_sent(time.monotonic())
                 return
             # Handed over while it waited: the cluster's limit decides (it may be paused).
-        await super().wait_for_turn()
+        await super().turn()
 
-    def _on_success(self, now: float) -> None:
+    def succeeded(self, now: float) -> None:
         alone = self._alone
         if alone is None:
-            super()._on_success(now)
+            super().succeeded(now)
         else:
-            FlowControl._on_success(self, now)  # this gate's concurrency
-            alone.learner.on_success(now)
+            alone.succeeded(now)
 
-    def after_attempt(self, error: BaseException | None) -> None:
+    def refused(self, kind: HuggingFaceErrorKind, retry_after: float | None, started: float) -> None:
         alone = self._alone
-        if alone is None or not (
-            isinstance(error, HuggingFaceError)
-            and error.kind in (HuggingFaceErrorKind.RATE_LIMITED, HuggingFaceErrorKind.OVERLOADED)
-        ):
-            super().after_attempt(error)
-            return
-        learner = alone.learner
-        learner.rate_limited += 1
-        started = attempt_started()
-        if started >= learner.reacted_at:  # not already acted on
-            learner.on_congestion(time.monotonic(), error.kind, error.retry_after, started)
-            alone.reschedule()
-        FlowControl.after_attempt(self, error)  # this gate's concurrency
+        if alone is None:
+            super().refused(kind, retry_after, started)
+        else:
+            alone.refused(kind, retry_after, started)
 
 
 # ---------------------------------------------------------------------------- the input
@@ -247,7 +233,8 @@ def _plain(value: Any) -> Any:
 
 
 class WorkerCore:
-    """One worker: a driver from the configuration, the cluster gate, its own part file."""
+    """One worker: a driver from the configuration, a flow control asking the cluster's limit,
+    its own part file."""
 
     def __init__(
         self,
@@ -255,15 +242,19 @@ class WorkerCore:
         limit: Any,
         done: IdSet,
         driver: Any = None,
-        gate: ClusterGate | None = None,
+        pacer: ClusterPacer | None = None,
     ) -> None:
         from hfdriver.config import create_driver
 
         self.settings = settings
         self._done = done
-        self.driver = driver if driver is not None else create_driver(settings.llm)
+        # No span per row on a worker: the batch is the unit a user traces.
+        self.driver = driver if driver is not None else create_driver(settings.llm, telemetry=False)
+        self.pacer = pacer or ClusterPacer(limit)
         tpm = settings.tpm / settings.workers if settings.tpm else None
-        self.gate = gate or ClusterGate(limit, max_concurrency=settings.concurrency, tpm=tpm)
+        self.gate = FlowControl(
+            max_concurrency=settings.concurrency, tpm=tpm, adaptive=False, pacer=self.pacer
+        )
         self._part = PartWriter(Path(settings.parts))
 
     async def run(self, items: Iterable[BatchItem] | AsyncIterator[BatchItem], queue: Any = None) -> int:
@@ -281,7 +272,7 @@ class WorkerCore:
             written += 1
             if queue is not None:
                 queue.wrote.remote(1)  # progress; fire and forget
-        await self.gate.flush()
+        await self.pacer.flush()
         return written
 
     async def run_queue(self, queue: Any, first: Iterable[dict[str, Any]] = ()) -> int:
@@ -289,13 +280,13 @@ class WorkerCore:
         start), then take work from ``queue`` until it is empty (or the batch stopped), as one
         stream of rows: no pause between two pieces of work."""
         settings = self.settings
-        gate = self.gate
+        pacer = self.pacer
 
         async def items() -> AsyncIterator[BatchItem]:
             for work in first:
                 for item in work_items(work, settings.source):
                     yield item
-            while not gate.stopped:
+            while not pacer.stopped:
                 work = await queue.take.remote()
                 if work is None:
                     return

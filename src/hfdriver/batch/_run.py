@@ -5,18 +5,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from typing import Any
 
 import attrs
 
 from hfdriver.batch._flow import (
     DEFAULT_MAX_PAUSE,
+    FATAL_KINDS,
     FlowControl,
     reset_row_attempt_counter,
     row_attempt_counter,
 )
-from hfdriver.driver import Driver
-from hfdriver.dto.message import Text
+from hfdriver.batch._ops import OPERATIONS, estimate_tokens, operation_of
+from hfdriver.driver import Driver, describe
+from hfdriver.dto.embed import EmbedRequest, EmbedResponse
 from hfdriver.dto.request import GenerateRequest
 from hfdriver.dto.response import Cost, GenerateResponse
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
@@ -27,14 +30,11 @@ __all__ = [
     "BatchItem",
     "BatchResult",
     "BatchSummary",
+    "batch_stopped",
+    "estimate_tokens",
     "max_pause_for",
     "run_batch",
 ]
-
-FATAL_KINDS = frozenset(
-    {HuggingFaceErrorKind.AUTHENTICATION, HuggingFaceErrorKind.PAYMENT_REQUIRED, HuggingFaceErrorKind.CONFIG}
-)
-"""Failures that would hit every row: the batch stops early on the first one."""
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -42,9 +42,11 @@ class BatchItem:
     """One input row: a request, or the reason the row could not be read (``error``)."""
 
     custom_id: str
-    request: GenerateRequest | None = None
+    request: GenerateRequest | EmbedRequest | None = None
     error: HuggingFaceError | None = None
     line: int | None = None
+    encoding: str | None = None
+    """How the answer is written when the request asked (embeddings: ``float`` or ``base64``)."""
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -52,13 +54,14 @@ class BatchResult:
     """One finished row."""
 
     custom_id: str
-    response: GenerateResponse | None = None
+    response: GenerateResponse | EmbedResponse | None = None
     error: HuggingFaceError | None = None
     attempts: int = 0
     """Attempts sent upstream (retries included; 0 for a cache hit or a row that was never sent)."""
     elapsed: float = 0.0
     """Seconds from the row's start to its end (waits for its turn included)."""
     line: int | None = None
+    encoding: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -69,24 +72,19 @@ class BatchResult:
         return self.response.cost if self.response is not None else None
 
 
-Row = BatchItem | tuple[str, GenerateRequest]
+Row = BatchItem | tuple[str, GenerateRequest] | tuple[str, EmbedRequest]
 
 
 def _item(row: object) -> BatchItem:
     if isinstance(row, BatchItem):
         return row
-    if isinstance(row, tuple) and len(row) == 2 and isinstance(row[1], GenerateRequest):
+    if isinstance(row, tuple) and len(row) == 2 and type(row[1]) in OPERATIONS:
         return BatchItem(custom_id=str(row[0]), request=row[1])
     raise HuggingFaceError(
         HuggingFaceErrorKind.INVALID_REQUEST,
-        f"a batch row must be (custom_id, GenerateRequest) or a BatchItem, got {type(row).__name__}",
+        "a batch row must be (custom_id, GenerateRequest), (custom_id, EmbedRequest) or a BatchItem, "
+        f"got {type(row).__name__}",
     )
-
-
-def estimate_tokens(request: GenerateRequest, default_max_tokens: int = 256) -> int:
-    """A cheap upper-ish estimate of the tokens a request spends (about 4 characters a token)."""
-    chars = sum(len(part.text) for m in request.messages for part in m.content if isinstance(part, Text))
-    return chars // 4 + 1 + (request.max_tokens or default_max_tokens)
 
 
 @attrs.define(slots=True)
@@ -111,22 +109,61 @@ class BatchSummary:
     """Rate-limit answers received (filled in by the engines that count them)."""
 
     def add(self, result: BatchResult) -> None:
-        self.rows += 1
-        self.attempts += result.attempts
+        """A finished row."""
         response = result.response
         if result.ok and response is not None:
-            self.succeeded += 1
-            self.cached += response.cached
-            if response.usage is not None:
-                self.prompt_tokens += response.usage.prompt_tokens
-                self.completion_tokens += response.usage.completion_tokens
-            if response.cost is not None:
-                self.priced += 1
-                if response.cost.currency == self.cost.currency:
-                    self.cost = self.cost + response.cost
+            usage = response.usage
+            self._count(
+                None,
+                usage.prompt_tokens if usage is not None else 0,
+                usage.completion_tokens if usage is not None else 0,
+                response.cost,
+                response.cached,
+            )
         else:
+            self._count(result.error.kind.name if result.error is not None else "UNKNOWN")
+        self.attempts += result.attempts
+
+    def add_line(self, data: Mapping[str, Any]) -> None:
+        """A row as an output line says it (the Ray engine counts what its workers wrote)."""
+        extra = data.get("hfdriver") or {}
+        if data.get("error") is not None:
+            self._count(str(extra.get("kind", "UNKNOWN")))
+            return
+        usage = ((data.get("response") or {}).get("body") or {}).get("usage") or {}
+        cost = extra.get("cost")
+        priced = None
+        if isinstance(cost, dict) and isinstance(cost.get("currency"), str):
+            priced = Cost(input=cost["input"], output=cost["output"], currency=cost["currency"])
+        self._count(
+            None,
+            int(usage.get("prompt_tokens", 0)),
+            int(usage.get("completion_tokens", 0)),
+            priced,
+            bool(extra.get("cached", False)),
+        )
+
+    def _count(
+        self,
+        failure: str | None,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        cost: Cost | None = None,
+        cached: bool = False,
+    ) -> None:
+        self.rows += 1
+        if failure is not None:
             self.failed += 1
-            self.failures[result.error.kind.name if result.error is not None else "UNKNOWN"] += 1
+            self.failures[failure] += 1
+            return
+        self.succeeded += 1
+        self.cached += cached
+        self.prompt_tokens += prompt_tokens
+        self.completion_tokens += completion_tokens
+        if cost is not None:
+            self.priced += 1
+            if cost.currency == self.cost.currency:
+                self.cost = self.cost + cost
 
     @property
     def wall(self) -> float:
@@ -144,6 +181,25 @@ async def _items(rows: Iterable[Row] | AsyncIterable[Row]) -> AsyncIterator[Batc
     else:
         for row in rows:
             yield _item(row)
+
+
+def batch_stopped(
+    kind: HuggingFaceErrorKind,
+    message: str,
+    *,
+    sent: bool = True,
+    status: int | None = None,
+    request_id: str | None = None,
+    provider: str | None = None,
+) -> HuggingFaceError:
+    """The one "the batch stopped" error: what the run raises at its end (``sent``), or what a
+    row not sent because of it fails with."""
+    text = (
+        f"the batch stopped early: {message} (rows already finished are kept; fix this and rerun)"
+        if sent
+        else f"not sent: the batch stopped early ({message})"
+    )
+    return HuggingFaceError(kind, text, status=status, request_id=request_id, provider=provider)
 
 
 def max_pause_for(driver: Driver) -> float:
@@ -214,7 +270,7 @@ async def run_batch(
         max_concurrency=concurrency, rpm=rpm, tpm=tpm, adaptive=adaptive, max_pause=max_pause_for(driver)
     )
     # hfdriver's HTTP drivers send every attempt (retries too) through the gate themselves.
-    gate_aware = bool(getattr(driver, "attempt_gate_aware", False))
+    gate_aware = describe(driver).gate_aware
     source = _items(rows).__aiter__()
     # A slot is a row in flight or finished and not yet taken: memory stays O(concurrency).
     slots = asyncio.Semaphore(concurrency)
@@ -223,16 +279,20 @@ async def run_batch(
     running: set[asyncio.Task[None]] = set()
     fed = False
 
-    async def attempt(item: BatchItem, request: GenerateRequest) -> GenerateResponse:
-        estimate = estimate_tokens(request) if gate.tpm else 0
+    async def attempt(
+        item: BatchItem, request: GenerateRequest | EmbedRequest
+    ) -> GenerateResponse | EmbedResponse:
+        operation = operation_of(request)
+        estimate = operation.estimate(request) if gate.tpm else 0
         await gate.spend_tokens(estimate)
+        response: GenerateResponse | EmbedResponse
         if gate_aware:
-            response = await driver.generate(request)
+            response = await operation.call(driver, request)
         else:
             # A driver whose attempts do not pass the gate: the row is the attempt.
             await gate.before_attempt()
             try:
-                response = await driver.generate(request)
+                response = await operation.call(driver, request)
             except BaseException as exc:
                 gate.after_attempt(exc)
                 raise
@@ -269,6 +329,7 @@ async def run_batch(
             attempts=attempts,
             elapsed=time.monotonic() - started,
             line=item.line,
+            encoding=item.encoding,
         )
 
     async def one(item: BatchItem) -> None:
@@ -322,9 +383,9 @@ async def run_batch(
             await source.aclose()
     if stopped:
         first = stopped[0]
-        raise HuggingFaceError(
+        raise batch_stopped(
             first.kind,
-            f"the batch stopped early: {first.message} (rows already finished are kept; fix this and rerun)",
+            first.message,
             status=first.status,
             request_id=first.request_id,
             provider=first.provider,

@@ -11,7 +11,7 @@ import time
 from collections import deque
 from typing import Any
 
-from hfdriver.batch._flow import FlowControl
+from hfdriver.batch._pacer import LocalPacer
 from hfdriver.errors import HuggingFaceErrorKind
 
 __all__ = ["SharedLimit", "WorkQueue"]
@@ -19,37 +19,33 @@ __all__ = ["SharedLimit", "WorkQueue"]
 
 class SharedLimit:
     """The cluster's one rate limit (an async Ray actor): every attempt of every worker waits
-    here for its turn. Turns are handed out one by one at the learned (or fixed) rate, in
-    arrival order, nothing booked ahead, so a changed rate or a pause applies at once.
-    """
+    here for its turn, from one :class:`~hfdriver.batch._pacer.LocalPacer` — the same pacing and
+    learning as in one process, so the cluster stays under the limit one process would."""
 
     def __init__(self, rpm: float | None = None, adaptive: bool = True, max_pause: float = 60.0) -> None:
-        # The single-process flow control's pacer and learner, with no concurrency limit of its own.
-        self.flow = FlowControl(max_concurrency=1 << 30, rpm=rpm, adaptive=adaptive, max_pause=max_pause)
+        self.pacer = LocalPacer(rpm=rpm, adaptive=adaptive, max_pause=max_pause)
         self.stopped: tuple[str, str] | None = None
         self.sent = 0
 
     async def adopt(self, learner: Any, sent_at: float) -> None:
         """Take over what the program that started the batch learned while this actor started
         (its :class:`RateLearner`, read at ``sent_at`` on that program's monotonic clock)."""
-        self.flow.learner = learner.shifted(time.monotonic() - sent_at)
-        self.flow.reschedule()
+        self.pacer.adopt(learner.shifted(time.monotonic() - sent_at))
 
     async def report(self, successes: int) -> None:
         """Answers a worker got that no later ``acquire`` will report (the end of its batch)."""
         if successes:
-            self.flow.learner.on_success(time.monotonic(), successes)
+            self.pacer.succeeded(time.monotonic(), successes)
 
     async def acquire(self, successes: int = 0) -> bool:
         """Report the answers a worker got since its last call; wait for a turn. False: stopped."""
         if successes:
-            self.flow.learner.on_success(time.monotonic(), successes)
+            self.pacer.succeeded(time.monotonic(), successes)
         if self._stopped():
             return False
-        await self.flow.wait_for_turn()
+        await self.pacer.turn()
         if self._stopped():  # stopped while waiting
             return False
-        self.flow.learner.on_sent(time.monotonic())
         self.sent += 1
         return True
 
@@ -57,20 +53,14 @@ class SharedLimit:
         return self.stopped is not None
 
     async def congestion(self, kind: str, retry_after: float | None, started_ago: float) -> None:
-        now = time.monotonic()
-        learner = self.flow.learner
-        learner.rate_limited += 1
-        started = now - started_ago
-        if started >= learner.reacted_at:  # not already acted on
-            learner.on_congestion(now, HuggingFaceErrorKind[kind], retry_after, started)
-            self.flow.reschedule()
+        self.pacer.refused(HuggingFaceErrorKind[kind], retry_after, time.monotonic() - started_ago)
 
     async def stop(self, kind: str, message: str) -> None:
         if self.stopped is None:
             self.stopped = (kind, message)
 
     async def state(self) -> dict[str, Any]:
-        learner = self.flow.learner
+        learner = self.pacer.learner
         return {
             "stopped": self.stopped,
             "rate": learner.rate,

@@ -38,7 +38,7 @@ import attrs
 
 from hfdriver.batch._cluster import (
     DatasetWorker,
-    HandoverGate,
+    HandoverPacer,
     QueueWorker,
     RaySettings,
     WorkerCore,
@@ -47,9 +47,9 @@ from hfdriver.batch._cluster import (
 from hfdriver.batch._files import IdSet, row_ids, written_ids
 from hfdriver.batch._flow import DEFAULT_MAX_PAUSE
 from hfdriver.batch._parts import PartedOutput
-from hfdriver.batch._run import BatchSummary
+from hfdriver.batch._run import BatchSummary, batch_stopped
 from hfdriver.batch._shared import SharedLimit, WorkQueue
-from hfdriver.dto.response import Cost
+from hfdriver.driver import describe
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 
 try:
@@ -150,7 +150,7 @@ def run_batch_on_ray(
                 ray.shutdown()
         target.finish()
         for raw in target.lines():
-            _count(summary, raw)
+            summary.add_line(json.loads(raw))
     finally:
         target.close()
     summary.rows -= summary.skipped  # totals of this run; skipped rows were answered before
@@ -158,10 +158,7 @@ def run_batch_on_ray(
     stopped = state["stopped"]
     if stopped is not None:
         kind, message = stopped
-        raise HuggingFaceError(
-            HuggingFaceErrorKind[kind],
-            f"the batch stopped early: {message} (rows already answered are kept; fix this and rerun)",
-        )
+        raise batch_stopped(HuggingFaceErrorKind[kind], message)
     summary.attempts = int(state["sent"])
     summary.rate_limited = int(state["rate_limited"])
     return summary
@@ -194,24 +191,19 @@ class _File:
     async def _local(self, settings: RaySettings) -> WorkerCore | None:
         """This program as a worker, when it can build the driver (its token, its extras) and the
         driver sends through the gate (an HTTP driver: a local model would load here too). Its
-        gate paces by itself until the cluster's limit is up (:class:`HandoverGate`)."""
+        pacer paces by itself until the cluster's limit is up (:class:`HandoverPacer`)."""
         from hfdriver.config import create_driver
 
         try:
-            driver = create_driver(settings.llm)
+            driver = create_driver(settings.llm, telemetry=False)
         except HuggingFaceError as exc:
             logger.debug("hfdriver: this program sends no rows itself (%s)", exc.message)
             return None
-        if not getattr(driver, "attempt_gate_aware", False):
+        if not describe(driver).gate_aware:
             await driver.aclose()
             return None
-        gate = HandoverGate(
-            self.limit,
-            max_concurrency=settings.concurrency,
-            tpm=settings.tpm / settings.workers if settings.tpm else None,
-            **self._pacing,  # type: ignore[arg-type]
-        )
-        return WorkerCore(settings, self.limit, self.done, driver=driver, gate=gate)
+        pacer = HandoverPacer(self.limit, **self._pacing)  # type: ignore[arg-type]
+        return WorkerCore(settings, self.limit, self.done, driver=driver, pacer=pacer)
 
     async def _run(self, local_worker: bool, progress: bool) -> None:
         settings = self.settings
@@ -237,8 +229,8 @@ class _File:
         failures: list[BaseException] = []
         try:
             await asyncio.gather(_awaited(self.limit.state.remote()), _awaited(queue.progress.remote()))
-            if local is not None and isinstance(local.gate, HandoverGate):
-                await local.gate.handover()
+            if local is not None and isinstance(local.pacer, HandoverPacer):
+                await local.pacer.handover()
             done_ref = ray.put(self.done)
             pool = [
                 ray.remote(QueueWorker)
@@ -352,20 +344,3 @@ def _run_dataset(
     )
     for _ in answers.iter_batches(batch_size=None):
         pass  # the rows are in the part files; this only drives the pool
-
-
-def _count(summary: BatchSummary, raw: bytes) -> None:
-    data = json.loads(raw)
-    summary.rows += 1
-    if data.get("error") is None:
-        summary.succeeded += 1
-        usage = ((data.get("response") or {}).get("body") or {}).get("usage") or {}
-        summary.prompt_tokens += int(usage.get("prompt_tokens", 0))
-        summary.completion_tokens += int(usage.get("completion_tokens", 0))
-        cost = (data.get("hfdriver") or {}).get("cost")
-        if isinstance(cost, dict) and cost.get("currency") == summary.cost.currency:
-            summary.priced += 1
-            summary.cost = summary.cost + Cost(input=cost["input"], output=cost["output"])
-    else:
-        summary.failed += 1
-        summary.failures[str((data.get("hfdriver") or {}).get("kind", "UNKNOWN"))] += 1

@@ -15,7 +15,7 @@ Streams are replayed from the cache, and a stream read to its end is stored.
 
 from hfdriver.cache._codec import cache_key, decode_response, encode_response
 from hfdriver.cache._file import classify as classify_cache_path
-from hfdriver.cache._layer import CachedDriver, CachedStream, CacheLayer, replay_chunks
+from hfdriver.cache._layer import CachedDriver, CachedStream, CacheLayer, cache_of, replay_chunks
 from hfdriver.cache._memory import MemoryCache
 from hfdriver.cache._protocol import Cache, CacheStats
 from hfdriver.cache._sqlite import DEFAULT_CACHE_PATH, SQLiteCache, default_cache_path
@@ -30,6 +30,7 @@ __all__ = [
     "MemoryCache",
     "SQLiteCache",
     "cache_key",
+    "cache_of",
     "classify_cache_path",
     "decode_response",
     "default_cache_path",

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Final
-
-from hfdriver.dto.response import GenerateResponse
+from typing import Any, Final
 
 __all__ = ["STALLED", "Flight", "SingleFlight"]
 
@@ -36,7 +34,7 @@ class Flight:
     __slots__ = ("future", "progressed", "streaming")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, *, streaming: bool) -> None:
-        self.future: asyncio.Future[GenerateResponse | None] = loop.create_future()
+        self.future: asyncio.Future[Any] = loop.create_future()
         self.streaming = streaming
         self.progressed = loop.time()
 
@@ -68,7 +66,7 @@ class SingleFlight:
         self,
         key: str,
         flight: Flight,
-        result: GenerateResponse | None = None,
+        result: Any = None,
         error: BaseException | None = None,
     ) -> None:
         """The leader is done: with an answer, an error, or neither (it gave up)."""
@@ -83,7 +81,7 @@ class SingleFlight:
         else:
             future.set_result(result)
 
-    async def follow(self, flight: Flight) -> GenerateResponse | _Stalled | None:
+    async def follow(self, flight: Flight) -> Any:
         """The leader's answer (its error is raised); ``None`` when it gave up; :data:`STALLED`
         when it made no progress for the caller's own time limit."""
         loop = asyncio.get_running_loop()

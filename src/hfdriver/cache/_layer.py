@@ -10,29 +10,35 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
-from hfdriver._defaults import DriverWrapper
-from hfdriver.cache._codec import cache_key, decode_response, encode_response, is_complete
+from hfdriver._wrapper import DriverWrapper, embed_with, layers
+from hfdriver.cache._codec import cache_key, decode_response, embed_payload, encode_response, is_complete
 from hfdriver.cache._flight import STALLED, Flight, SingleFlight
 from hfdriver.cache._protocol import Cache, CacheStats
-from hfdriver.driver import Driver, ResponseStream, driver_identity
+from hfdriver.driver import Driver, ResponseStream, describe, driver_identity
+from hfdriver.dto.embed import EmbedRequest, EmbedResponse
 from hfdriver.dto.request import GenerateRequest
-from hfdriver.dto.response import Cost, GenerateResponse
+from hfdriver.dto.response import Cost, GenerateResponse, RouteFailure
 from hfdriver.dto.stream import ChunkCollector, StreamChunk
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 from hfdriver.openai.payload import to_payload
+from hfdriver.stream import BaseStream
 
-__all__ = ["CacheLayer", "CachedDriver", "CachedStream", "replay_chunks"]
+__all__ = ["CacheLayer", "CachedDriver", "CachedStream", "cache_of", "replay_chunks"]
 
 logger = logging.getLogger("hfdriver")
 
 
-def _shared(response: GenerateResponse) -> GenerateResponse:
-    return attrs.evolve(response, cached=True, cost=Cost.zero())
+R = TypeVar("R")
+
+
+def _shared(response: R) -> R:
+    """An identical call's answer: this caller paid nothing for it."""
+    shared: R = attrs.evolve(response, cached=True, cost=Cost.zero())  # type: ignore[misc]
+    return shared
 
 
 def replay_chunks(response: GenerateResponse) -> list[StreamChunk]:
@@ -78,26 +84,28 @@ class CacheLayer:
     def key(namespace: str, payload: Mapping[str, Any]) -> str:
         return cache_key(namespace, payload)
 
-    async def lookup(self, key: str) -> GenerateResponse | None:
+    async def lookup(self, key: str, expected: type[R]) -> R | None:
+        """The answer stored for ``key`` (a miss when it is unreadable or not an ``expected``)."""
         value = await self.cache.get(key)
         if value is None:
             return None
         response = decode_response(value)
-        if response is None:
+        if not isinstance(response, expected):
             logger.warning("hfdriver: an unreadable cache entry was dropped")
             await self.cache.delete(key)
+            return None
         return response
 
-    async def store(self, key: str, response: GenerateResponse) -> None:
-        if is_complete(response) and not response.cached:
+    async def store(self, key: str, response: Any) -> None:
+        if not response.cached and is_complete(response):
             await self.cache.set(key, encode_response(response))
 
-    async def _shared_or_lead(self, key: str, *, streaming: bool) -> GenerateResponse | Flight | None:
+    async def _shared_or_lead(self, key: str, expected: type[R], *, streaming: bool) -> R | Flight | None:
         """A cached or shared answer; else the :class:`Flight` this caller now leads, or ``None``
         when an identical call stalled (the caller calls upstream on its own, leading nothing)."""
         flights = self._flights
         while True:
-            hit = await self.lookup(key)
+            hit = await self.lookup(key, expected)
             if hit is not None:
                 return hit
             flight = flights.get(key)
@@ -106,25 +114,30 @@ class CacheLayer:
             shared = await flights.follow(flight)
             if shared is STALLED:
                 return None
-            if isinstance(shared, GenerateResponse):
+            if isinstance(shared, expected):
                 return _shared(shared)
             # the leader gave up: look again, and lead if no one else does
 
-    async def generate(self, key: str, call: Callable[[], Awaitable[GenerateResponse]]) -> GenerateResponse:
+    async def answer(self, key: str, expected: type[R], call: Callable[[], Awaitable[R]]) -> R:
         """The cached answer, a concurrent identical call's answer, or ``call()``'s (then stored)."""
-        found = await self._shared_or_lead(key, streaming=False)
-        if isinstance(found, GenerateResponse):
+        found = await self._shared_or_lead(key, expected, streaming=False)
+        if isinstance(found, expected):
             return found
+        flight = found if isinstance(found, Flight) else None
         try:
             response = await call()
         except BaseException as exc:
-            if found is not None:
-                self._flights.land(key, found, error=exc)
+            if flight is not None:
+                self._flights.land(key, flight, error=exc)
             raise
-        if found is not None:
-            self._flights.land(key, found, response)
+        if flight is not None:
+            self._flights.land(key, flight, response)
         await self.store(key, response)
         return response
+
+    async def generate(self, key: str, call: Callable[[], Awaitable[GenerateResponse]]) -> GenerateResponse:
+        """:meth:`answer` for a chat answer."""
+        return await self.answer(key, GenerateResponse, call)
 
     def stream(self, key: str, open_stream: Callable[[], ResponseStream]) -> CachedStream:
         return CachedStream(self, key, open_stream)
@@ -133,7 +146,7 @@ class CacheLayer:
         return await self.cache.stats()
 
 
-class CachedStream:
+class CachedStream(BaseStream):
     """A stream answered from the cache (replayed), from a concurrent identical stream, or live."""
 
     def __init__(self, layer: CacheLayer, key: str, open_stream: Callable[[], ResponseStream]) -> None:
@@ -158,23 +171,33 @@ class CachedStream:
         """Chunks ready now (the next ``__anext__`` does not wait)."""
         if self._replay is not None:
             return len(self._replay)
-        return int(getattr(self._inner, "pending", 0))
+        return self._inner.pending if self._inner is not None else 0
 
     @property
     def provider(self) -> str | None:
         if self._replayed is not None:
             return self._replayed.provider
-        return getattr(self._inner, "provider", None)
+        return self._inner.provider if self._inner is not None else None
 
     @property
     def request_id(self) -> str | None:
         if self._replayed is not None:
             return self._replayed.request_id
-        return getattr(self._inner, "request_id", None)
+        return self._inner.request_id if self._inner is not None else None
 
-    async def _start(self) -> None:
+    @property
+    def route(self) -> str | None:
+        return self._inner.route if self._inner is not None else None
+
+    @property
+    def failed_routes(self) -> tuple[RouteFailure, ...]:
+        return self._inner.failed_routes if self._inner is not None else ()
+
+    async def _open(self) -> None:
+        if self._started:
+            return
         self._started = True
-        found = await self._layer._shared_or_lead(self._key, streaming=True)
+        found = await self._layer._shared_or_lead(self._key, GenerateResponse, streaming=True)
         if isinstance(found, GenerateResponse):
             self._replayed = found
             self._replay = replay_chunks(found)
@@ -195,12 +218,9 @@ class CachedStream:
         if flight is not None:
             self._layer._flights.land(self._key, flight, result, error)
 
-    def __aiter__(self) -> CachedStream:
-        return self
-
     async def __anext__(self) -> StreamChunk:
         if not self._started:
-            await self._start()
+            await self._open()
         if self._replay is not None:
             if not self._replay:
                 raise StopAsyncIteration
@@ -226,16 +246,6 @@ class CachedStream:
             self._flight.touch()
         return chunk
 
-    async def __aenter__(self) -> CachedStream:
-        if not self._started:
-            await self._start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
     async def aclose(self) -> None:
         if self._flight is not None:
             self._finish()  # abandoned before its end: followers call upstream themselves
@@ -253,7 +263,14 @@ class CachedStream:
             return await self._inner.collect()
         raise StopAsyncIteration  # pragma: no cover - a started stream is replayed or live
 
-    def __del__(self) -> None:
+    def response(self) -> GenerateResponse:
+        if self._replayed is not None:
+            return self._replayed
+        if self._inner is not None:
+            return self._inner.response()
+        return GenerateResponse(outputs=())
+
+    def _abandon(self) -> None:
         flight = getattr(self, "_flight", None)
         if flight is not None and not flight.future.done():
             self._finish()
@@ -266,31 +283,38 @@ class CachedDriver(DriverWrapper):
         inner: the driver that answers misses.
         cache: a :class:`Cache` (``SQLiteCache(path)``, ``MemoryCache()``...).
         namespace: what separates this driver's answers from others' in a shared cache; by default
-            :func:`driver_identity` (the driver's ``cache_identity()``, or its class and settings).
+            :func:`~hfdriver.driver.driver_identity` (the driver's ``cache_identity()``, or its
+            class and settings).
 
-    Every other attribute passes through to ``inner``. Closing the driver closes the cache.
+    Closing the driver closes the cache.
     """
 
     def __init__(self, inner: Driver, cache: Cache, *, namespace: str | None = None) -> None:
         super().__init__(inner)
         # The inner driver's own time limits bound a wait for an identical call in flight.
-        timeouts = getattr(inner, "timeouts", None)
-        read, total = getattr(timeouts, "read", 60.0), getattr(timeouts, "total", 300.0)
+        info = describe(inner)
         self._layer = CacheLayer(
             cache,
-            read=read if isinstance(read, (int, float)) else 60.0,
-            total=total if isinstance(total, (int, float)) else 300.0,
+            read=info.read_timeout if info.read_timeout is not None else 60.0,
+            total=info.total_timeout if info.total_timeout is not None else 300.0,
         )
         self.namespace = namespace if namespace is not None else driver_identity(inner)
-        model = getattr(inner, "model", None)
-        self._default_model = model if isinstance(model, str) else None
+        self._default_model = info.model
 
     @property
     def cache(self) -> Cache:
         return self._layer.cache
 
+    def cache_identity(self) -> str:
+        return self.namespace
+
     def _key(self, request: GenerateRequest) -> str:
-        # A driver with a model of its own (local) may take requests that name none.
+        if not isinstance(request, GenerateRequest):
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.INVALID_REQUEST,
+                f"expected a GenerateRequest, got {type(request).__name__}; build one with GenerateRequest.builder()",
+            )
+        # A driver with a model of its own may take requests that name none.
         return cache_key(self.namespace, to_payload(request, model=self._default_model or "-"))
 
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
@@ -299,8 +323,25 @@ class CachedDriver(DriverWrapper):
     def generate_stream(self, request: GenerateRequest) -> CachedStream:
         return self._layer.stream(self._key(request), lambda: self.inner.generate_stream(request))
 
+    async def embed(self, request: EmbedRequest) -> EmbedResponse:
+        if not isinstance(request, EmbedRequest):
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.INVALID_REQUEST,
+                f"expected an EmbedRequest, got {type(request).__name__}; build one with EmbedRequest.builder()",
+            )
+        key = cache_key(self.namespace, embed_payload(request, self._default_model))
+        return await self._layer.answer(key, EmbedResponse, lambda: embed_with(self.inner, request))
+
     async def aclose(self) -> None:
         try:
             await self.inner.aclose()
         finally:
             await self._layer.cache.aclose()
+
+
+def cache_of(driver: object) -> Cache | None:
+    """The response cache of a composition (``create_driver``'s ``[llm.cache]``), if it has one."""
+    for layer in layers(driver):
+        if isinstance(layer, CachedDriver):
+            return layer.cache
+    return None

@@ -49,13 +49,16 @@ class MemoryCache:
     def __repr__(self) -> str:
         return f"MemoryCache(entries={len(self._data)}, bytes={self._bytes}, ttl={self.ttl})"
 
-    async def get(self, key: str) -> bytes | None:
+    # The synchronous operations: the async protocol below, and SQLiteCache's in-memory front
+    # (which calls them from its worker thread and the event loop under its own lock).
+    def lookup(self, key: str) -> bytes | None:
+        """The value of ``key`` if present and fresh (an entry stored "in the future" is stale)."""
         item = self._data.get(key)
         if item is None:
             self._misses += 1
             return None
         stored, value = item
-        if self.ttl is not None and time.monotonic() - stored > self.ttl:
+        if self.ttl is not None and not 0.0 <= time.monotonic() - stored <= self.ttl:
             self._drop(key)
             self._expired += 1
             self._misses += 1
@@ -64,11 +67,12 @@ class MemoryCache:
         self._hits += 1
         return value
 
-    async def set(self, key: str, value: bytes) -> None:
+    def store(self, key: str, value: bytes, *, age: float = 0.0) -> None:
+        """Keep ``value``, already ``age`` seconds old (it counts against the TTL)."""
         if self.max_bytes is not None and len(value) > self.max_bytes:
             return  # larger than the whole cache: never stored
         self._drop(key)
-        self._data[key] = (time.monotonic(), value)
+        self._data[key] = (time.monotonic() - age, value)
         self._bytes += len(value)
         self._stores += 1
         while (self.max_bytes is not None and self._bytes > self.max_bytes) or (
@@ -78,17 +82,30 @@ class MemoryCache:
             self._drop(oldest)
             self._evictions += 1
 
+    def discard(self, key: str | None = None) -> None:
+        """Forget ``key``, or everything."""
+        if key is None:
+            self._data.clear()
+            self._bytes = 0
+        else:
+            self._drop(key)
+
     def _drop(self, key: str) -> None:
         item = self._data.pop(key, None)
         if item is not None:
             self._bytes -= len(item[1])
 
+    async def get(self, key: str) -> bytes | None:
+        return self.lookup(key)
+
+    async def set(self, key: str, value: bytes) -> None:
+        self.store(key, value)
+
     async def delete(self, key: str) -> None:
         self._drop(key)
 
     async def clear(self) -> None:
-        self._data.clear()
-        self._bytes = 0
+        self.discard()
 
     async def stats(self) -> CacheStats:
         return CacheStats(

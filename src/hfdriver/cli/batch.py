@@ -25,7 +25,7 @@ from hfdriver.cli._common import UsageError, llm_config, out
 from hfdriver.config import LLMConfig, create_driver, load_config
 from hfdriver.dto.response import format_money
 from hfdriver.errors import HuggingFaceError
-from hfdriver.transport import get_on_retry_hooks, set_on_retry_hooks
+from hfdriver.transport import quiet_retry_log, reset_retry_log
 
 __all__ = ["register", "summary_text"]
 
@@ -188,9 +188,7 @@ async def _run(args: argparse.Namespace, source: Path, output: OutputFile, rows:
         stopped: HuggingFaceError | None = None
         # One WARNING per retried row would bury the progress bar: the bar and the summary count
         # them instead (--debug keeps the lines).
-        previous_hooks = get_on_retry_hooks()
-        if not args.debug:
-            set_on_retry_hooks([])
+        quiet = quiet_retry_log(not args.debug)  # spans and other hooks keep theirs
         try:
             async with driver:
                 results = run_batch(
@@ -208,7 +206,7 @@ async def _run(args: argparse.Namespace, source: Path, output: OutputFile, rows:
                 raise
             stopped = exc
         finally:
-            set_on_retry_hooks(previous_hooks)
+            reset_retry_log(quiet)
             progress.close(summary, flow)
     finally:
         output.close()

@@ -24,6 +24,7 @@ CONFIG_TEMPLATE = """\
 # OpenAI-compatible /v1: Inference Endpoints, TGI, vLLM, llama.cpp, Ollama) or a plugin.
 provider = "huggingface"
 model = "meta-llama/Llama-3.2-1B-Instruct"
+# embedding_model = "BAAI/bge-small-en-v1.5"   # for `hfdriver embed` and serve's /v1/embeddings
 # routing = "fastest"            # fastest | cheapest | preferred | a provider such as "together"
 # bill_to = "my-org"             # bill an organisation (X-HF-Bill-To)
 # base_url = "http://127.0.0.1:8000/v1"

@@ -34,7 +34,6 @@ provider, built-in or plugin, is found the same way.
 
 from hfdriver.config._files import config_search_paths, load_config
 from hfdriver.config._registry import (
-    _REGISTRY,
     ENTRY_POINT_GROUP,
     DriverFactory,
     Provider,
@@ -58,7 +57,6 @@ from hfdriver.config._schema import (
 
 __all__ = [
     "ENTRY_POINT_GROUP",
-    "_REGISTRY",
     "AuthConfig",
     "CacheConfig",
     "Config",

@@ -19,14 +19,13 @@ from typing import Any
 
 import attrs
 
-from hfdriver._defaults import DefaultsDriver
+from hfdriver._compose import compose
 from hfdriver.auth import NO_TOKEN, NoToken, Token, read_token_file, resolve_token
-from hfdriver.cache import Cache, CachedDriver, MemoryCache, SQLiteCache
+from hfdriver.cache import Cache, MemoryCache, SQLiteCache
 from hfdriver.config._files import load_config
 from hfdriver.config._schema import CacheConfig, Config, LLMConfig, config_error
 from hfdriver.driver import Driver
 from hfdriver.errors import HuggingFaceError
-from hfdriver.fallback import FallbackDriver
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -144,13 +143,18 @@ def build_cache(config: CacheConfig) -> Cache | None:
 
 
 def create_driver(
-    config: Config | LLMConfig | None = None, profile: str | None = None, **overrides: Any
+    config: Config | LLMConfig | None = None,
+    profile: str | None = None,
+    *,
+    telemetry: bool = True,
+    **overrides: Any,
 ) -> Driver:
     """A :class:`Driver` for ``config`` (default: :func:`load_config`) and ``profile``.
 
-    ``overrides`` replace settings (``create_driver(config, model="org/name")``). Defaults for
-    ``max_tokens`` / ``temperature`` are applied to requests that leave them unset, by a
-    :class:`DefaultsDriver` around whatever the provider built (plugins included).
+    ``overrides`` replace settings (``create_driver(config, model="org/name")``). The provider
+    builds the core driver; :func:`hfdriver.compose` puts the configuration's request defaults
+    (``max_tokens`` / ``temperature``), ``[llm.cache]``, ``fallbacks`` and, with ``telemetry``,
+    OpenTelemetry spans around it — for every provider, plugins included.
     """
     if config is None:
         config = load_config()
@@ -165,34 +169,27 @@ def create_driver(
             path,
             f'[{table}] model is missing; set model = "org/name" (e.g. "meta-llama/Llama-3.2-1B-Instruct") in hfdriver.toml, or pass --model',
         )
-    driver = provider.create(llm, token_for(llm, path, table))
-    if llm.cache.enabled and getattr(driver, "cache", None) is None:
-        # A provider that does not take the cache itself (local, plugins): wrap what it built.
-        cache = build_cache(llm.cache)
-        if cache is not None:
-            driver = CachedDriver(driver, cache)
-    if llm.fallbacks:
-        driver = _with_fallbacks(driver, llm, config if isinstance(config, Config) else None, profile)
-    if llm.max_tokens is not None or llm.temperature is not None:
-        return DefaultsDriver(driver, max_tokens=llm.max_tokens, temperature=llm.temperature)
-    return driver
+    core = provider.create(llm, token_for(llm, path, table))
+    fallbacks = _fallback_routes(llm, config if isinstance(config, Config) else None)
+    return compose(
+        core,
+        defaults={"max_tokens": llm.max_tokens, "temperature": llm.temperature},
+        cache=build_cache(llm.cache),
+        fallbacks=fallbacks,
+        telemetry=telemetry,
+        primary=llm.model or profile or "llm",
+    )
 
 
-def _with_fallbacks(primary: Driver, llm: LLMConfig, config: Config | None, profile: str | None) -> Driver:
-    """``[llm] fallbacks``: each a profile name (its own driver) or a model / route (this
-    profile's settings with that model). Fallbacks of fallbacks are not followed."""
-    routes: list[tuple[str, Driver]] = [(llm.model or profile or "llm", primary)]
+def _fallback_routes(llm: LLMConfig, config: Config | None) -> list[str | tuple[str, Driver]]:
+    """``[llm] fallbacks``: each a profile name (its own driver, composed as that profile says,
+    without a span of its own: the composition's span covers it) or a model / route (this
+    profile's driver with that model). Fallbacks of fallbacks are not followed."""
+    routes: list[str | tuple[str, Driver]] = []
     for name in llm.fallbacks:
         if config is not None and name in config.profiles:
             other = attrs.evolve(config.profile(name), fallbacks=())
-            routes.append((f"profile {name}", create_driver(other)))
+            routes.append((f"profile {name}", create_driver(other, telemetry=False)))
         else:
-            routes.append(
-                (
-                    name,
-                    create_driver(
-                        attrs.evolve(llm, model=name, fallbacks=(), max_tokens=None, temperature=None)
-                    ),
-                )
-            )
-    return FallbackDriver(routes)
+            routes.append(name)
+    return routes

@@ -82,6 +82,9 @@ class LLMConfig:
 
     provider: str = "huggingface"
     model: str | None = None
+    embedding_model: str | None = None
+    """The model ``embed`` uses when a request names none (``hfdriver embed``, ``serve``'s
+    ``/v1/embeddings``); the chat ``model`` otherwise."""
     base_url: str | None = None
     routing: str | None = None
     bill_to: str | None = None
@@ -124,6 +127,7 @@ class Config:
 _SCALARS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "provider": (str, "a string"),
     "model": (str, "a string such as 'meta-llama/Llama-3.2-1B-Instruct'"),
+    "embedding_model": (str, "a string such as 'BAAI/bge-small-en-v1.5'"),
     "base_url": (str, "an http(s):// URL"),
     "routing": (str, "'fastest', 'cheapest', 'preferred' or a provider name"),
     "bill_to": (str, "an organisation name"),

@@ -3,6 +3,7 @@
 Nothing here knows a wire format; :mod:`hfdriver.openai` converts these to and from JSON.
 """
 
+from hfdriver.dto.embed import EmbedRequest, EmbedRequestBuilder, EmbedResponse, Vectors
 from hfdriver.dto.message import Image, Input, Message, MessageBuilder, Role, Text, ToolCall, ToolResult
 from hfdriver.dto.request import GenerateRequest, GenerateRequestBuilder
 from hfdriver.dto.response import Cost, FinishReason, GenerateResponse, Output, RouteFailure, Usage
@@ -11,6 +12,9 @@ from hfdriver.dto.tools import ResponseFormat, ToolSpec, ToolSpecBuilder
 
 __all__ = [
     "Cost",
+    "EmbedRequest",
+    "EmbedRequestBuilder",
+    "EmbedResponse",
     "FinishReason",
     "GenerateRequest",
     "GenerateRequestBuilder",
@@ -31,4 +35,5 @@ __all__ = [
     "ToolSpec",
     "ToolSpecBuilder",
     "Usage",
+    "Vectors",
 ]

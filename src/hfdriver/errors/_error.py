@@ -16,7 +16,8 @@ _PERMANENT_SERVER_STATUSES = frozenset({501, 505})
 
 
 def default_retryable(kind: HuggingFaceErrorKind, status: int | None) -> bool:
-    """The retry rule of DESIGN.md (the kind's row), before `Retry-After` caps are considered."""
+    """Whether a failure of ``kind`` may be retried (its row in the kind table; 501 and 505 never
+    are), before ``Retry-After`` caps are considered (see :mod:`hfdriver.transport`)."""
     return KINDS[kind].retryable and (status is None or status not in _PERMANENT_SERVER_STATUSES)
 
 

@@ -1,7 +1,7 @@
 """The Hub around inference: token check, model search, the router catalogue, GGUF files."""
 
 from hfdriver.hub._catalogue import BUILTIN_CATALOGUE, CatalogueEntry, merge_catalogue
-from hfdriver.hub._client import HUB_ENDPOINT, ROUTER_URL, HubClient, hub_offline
+from hfdriver.hub._client import HUB_ENDPOINT, ROUTER_ROOT, ROUTER_URL, HubClient, hub_offline, router_root
 from hfdriver.hub._models import (
     GgufFile,
     ModelInfo,
@@ -18,6 +18,7 @@ __all__ = [
     "BUILTIN_CATALOGUE",
     "HUB_ENDPOINT",
     "PRICE_TTL",
+    "ROUTER_ROOT",
     "ROUTER_URL",
     "CatalogueEntry",
     "GgufFile",
@@ -36,6 +37,7 @@ __all__ = [
     "models_with_tools",
     "parse_quantization",
     "router_price_book",
+    "router_root",
 ]
 
 

@@ -16,9 +16,11 @@ from hfdriver.hub._catalogue import merge_catalogue
 from hfdriver.hub._models import (
     GgufFile,
     ModelInfo,
+    ProviderMapping,
     RouterModel,
     WhoAmI,
     parse_model_info,
+    parse_provider_mapping,
     parse_quantization,
     parse_router_model,
     parse_whoami,
@@ -33,13 +35,24 @@ from hfdriver.transport import (
     request_timeout,
 )
 
-__all__ = ["HUB_ENDPOINT", "ROUTER_URL", "HubClient", "hub_offline"]
+__all__ = ["HUB_ENDPOINT", "ROUTER_ROOT", "ROUTER_URL", "HubClient", "hub_offline", "router_root"]
 
 logger = logging.getLogger("hfdriver")
 
 HUB_ENDPOINT = "https://huggingface.co"
-ROUTER_URL = "https://router.huggingface.co/v1"
+ROUTER_ROOT = "https://router.huggingface.co"
+"""The Inference Providers router's root: chat under ``/v1``, each provider under ``/{provider}``."""
+ROUTER_URL = f"{ROUTER_ROOT}/v1"
 """The Inference Providers router (OpenAI-compatible ``/v1``): the default base URL of drivers."""
+
+
+def router_root(router_url: str | None = None) -> str:
+    """The router's root: ``router_url``, else ``$HF_ROUTER_URL``, else :data:`ROUTER_ROOT` (a
+    trailing ``/v1`` is dropped, so either form works)."""
+    url = (router_url or os.environ.get("HF_ROUTER_URL", "").strip() or ROUTER_ROOT).rstrip("/")
+    return url[: -len("/v1")] if url.endswith("/v1") else url
+
+
 _PAGE_MAX = 100
 # The Hub asks for a minute-long pause when rate limited: tell the caller instead of sleeping.
 _HUB_RETRY = RetryPolicy(attempts=3, deadline=30.0, max_retry_after=10.0)
@@ -61,7 +74,8 @@ class HubClient:
     Args:
         token: defaults to ``HF_TOKEN`` & co., then the token file (optional for public data).
         endpoint: the Hub; defaults to ``$HF_ENDPOINT`` or ``https://huggingface.co``.
-        router_url: the router's ``/v1``; defaults to ``https://router.huggingface.co/v1``.
+        router_url: the router (its root or its ``/v1``); defaults to ``$HF_ROUTER_URL``, else
+            ``https://router.huggingface.co``.
         session: an ``aiohttp.ClientSession`` to use (never closed by the client).
 
     >>> async def main():  # doctest: +SKIP
@@ -83,7 +97,7 @@ class HubClient:
     ) -> None:
         self._token = resolve_token(token)
         self.endpoint = (endpoint or os.environ.get("HF_ENDPOINT", "").strip() or HUB_ENDPOINT).rstrip("/")
-        self.router_url = (router_url or ROUTER_URL).rstrip("/")
+        self.router_url = f"{router_root(router_url)}/v1"
         self.retry = retry
         self._timeout = request_timeout(total=timeouts.total, connect=timeouts.connect, read=timeouts.read)
         headers = {"Accept": "application/json"}
@@ -256,6 +270,23 @@ class HubClient:
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise self._decode("router model list", exc) from None
         return merge_catalogue(live)
+
+    # ------------------------------------------------------------------ provider mapping
+    async def provider_mapping(self, model: str) -> tuple[ProviderMapping, ...]:
+        """Who serves ``model`` through the router, per task, in the order of the token owner's
+        provider preferences (``GET /api/models/{id}?expand[]=inferenceProviderMapping``).
+
+        ``NOT_FOUND`` for an unknown model; an empty tuple when no provider serves it."""
+        if not model or model.count("/") != 1 or not model.isprintable():
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.INVALID_REQUEST, f"model: {model!r} is not 'org/name'"
+            )
+        data, _ = await self._get(
+            f"{self.endpoint}/api/models/{quote(model, safe='/')}", [("expand[]", "inferenceProviderMapping")]
+        )
+        if not isinstance(data, dict):
+            raise self._decode("model", TypeError(f"a {type(data).__name__}, not an object"))
+        return parse_provider_mapping(data.get("inferenceProviderMapping"))
 
     # ------------------------------------------------------------------ GGUF files
     async def list_gguf_files(self, repo_id: str, revision: str = "main") -> list[GgufFile]:

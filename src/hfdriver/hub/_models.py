@@ -19,6 +19,7 @@ __all__ = [
     "ProviderOffer",
     "RouterModel",
     "WhoAmI",
+    "parse_provider_mapping",
     "parse_quantization",
 ]
 
@@ -117,7 +118,7 @@ def _datetime(value: Any) -> datetime | None:
         return None
 
 
-def _mappings(value: Any) -> tuple[ProviderMapping, ...]:
+def parse_provider_mapping(value: Any) -> tuple[ProviderMapping, ...]:
     # The Hub has sent both {"together": {"status": ..., "providerId": ...}} and
     # [{"provider": "together", "status": ..., "providerId": ...}].
     items: Iterable[tuple[str, Any]]
@@ -148,7 +149,7 @@ def parse_model_info(data: Any) -> ModelInfo:
         pipeline_tag=data.get("pipeline_tag"),
         library_name=data.get("library_name"),
         gated=gated if isinstance(gated, (bool, str)) else bool(gated),
-        inference_providers=_mappings(data.get("inferenceProviderMapping")),
+        inference_providers=parse_provider_mapping(data.get("inferenceProviderMapping")),
         created_at=_datetime(data.get("createdAt")),
         last_modified=_datetime(data.get("lastModified")),
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import weakref
@@ -11,18 +9,27 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from hfdriver.auth import NO_TOKEN, NoToken, Token, missing_token_message, resolve_token
-from hfdriver.cache import Cache, CachedStream, CacheLayer
+from hfdriver.driver import DriverInfo
+from hfdriver.dto.embed import EmbedRequest, EmbedResponse
 from hfdriver.dto.request import GenerateRequest, validate_model, validate_routing
 from hfdriver.dto.response import GenerateResponse
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, redact, scrub
-from hfdriver.fallback import FallbackDriver, FallbackStream, Route
-from hfdriver.hub import ROUTER_URL, PriceBook, router_price_book
+from hfdriver.hub import ROUTER_ROOT, PriceBook, ProviderMapping, router_price_book, router_root
+from hfdriver.huggingface._costs import Priced, Pricer
+from hfdriver.huggingface._embed import (
+    EMBED_ROUTES,
+    EMBED_TASK,
+    ENDPOINT_FLOAT_ROUTE,
+    ENDPOINT_ROUTE,
+    EmbedCall,
+    encode_body,
+    fetch_embeddings,
+    refuses_base64,
+)
+from hfdriver.huggingface._mapping import ProviderResolver, split_model
 from hfdriver.huggingface._stream import HuggingFaceStream
-from hfdriver.openai import DEFAULT_MAX_EVENT_BYTES, check_text, parse_response, resolve_model, to_payload
-from hfdriver.telemetry import InstrumentedStream, enabled, start_chat, traced
+from hfdriver.openai import DEFAULT_MAX_EVENT_BYTES, check_text, parse_response, to_payload
 from hfdriver.transport import (
     DEFAULT_MAX_BODY_BYTES,
     ClientSession,
@@ -46,12 +53,8 @@ logger = logging.getLogger("hfdriver")
 _encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-# Seconds an answer waits for the price list after it arrived.
-_PRICE_WAIT = 5.0
-
-
 def _is_router(base_url: str) -> bool:
-    return base_url.rstrip("/").startswith("https://router.huggingface.co")
+    return base_url.rstrip("/").startswith(ROUTER_ROOT)
 
 
 class HuggingFaceDriver:
@@ -62,10 +65,15 @@ class HuggingFaceDriver:
             Required for the router; optional for other base URLs. ``NO_TOKEN`` sends none and
             looks nowhere (a server that takes no token).
         model: the default model (``org/name``, optionally ``:fastest``/``:cheapest``/``:provider``).
+        embedding_model: the default model of :meth:`embed` (``model`` when unset).
         base_url: the router by default; a dedicated Inference Endpoint, TGI, vLLM, llama.cpp
             server or any OpenAI-compatible ``.../v1`` URL works unchanged. A ``user:password@``
             in it is sent as Basic auth (and never shown); the token found in the environment
             is then not sent, and a ``token=`` given as well is refused.
+        router_url: the router's root (``$HF_ROUTER_URL``, else ``https://router.huggingface.co``):
+            chat goes to ``{router_url}/v1/chat/completions`` and embeddings to
+            ``{router_url}/{provider}/...``, so one setting points everything at another router
+            (a fake one in tests). Used when ``base_url`` is not given (or is that router's ``/v1``).
         routing: default routing policy or provider (``fastest``, ``cheapest``, ``preferred``,
             ``together``...), appended to the model as ``:<routing>``.
         bill_to: an organisation to bill (sends ``X-HF-Bill-To``).
@@ -79,30 +87,27 @@ class HuggingFaceDriver:
             with a WARNING.
         max_body_bytes: the largest unary answer read (64 MiB); a larger one is ``DECODE``.
         max_event_bytes: the longest SSE line or event of a stream (16 MiB); past it, ``STREAM``.
-        cache: a response :class:`~hfdriver.cache.Cache` (``SQLiteCache(path)``, ``MemoryCache()``):
-            complete answers are stored and replayed, identical concurrent requests make one call.
-        fallbacks: other routes to try when one fails in a way another may not (out of credits,
-            rate-limited, overloaded, down, model not served): ``["org/model:provider",
-            "org/other-model"]``, tried in order after the request's own model (see
-            :class:`~hfdriver.fallback.FallbackDriver`, whose ``cooldown`` skips a failing route).
         costs: fill ``response.cost`` from the router catalogue's prices (fetched once per process
             and hour, in parallel with the first request). On by default for the router, off for
             other base URLs; prices in ``catalogue`` are always used.
+
+    A core driver: it encodes, sends, parses and prices. A response cache, fallbacks, request
+    defaults and OpenTelemetry spans are wrappers around it: :func:`hfdriver.compose` (which
+    ``create_driver`` uses) puts them in place.
 
     >>> async def main():  # doctest: +SKIP
     ...     async with HuggingFaceDriver(model="meta-llama/Llama-3.2-1B-Instruct") as driver:
     ...         print((await driver.generate(request)).text)
     """
 
-    attempt_gate_aware = True
-    """Every attempt (retries too) passes :func:`hfdriver.transport.use_attempt_gate`'s gate."""
-
     def __init__(
         self,
         token: str | Token | NoToken | None = None,
         *,
         model: str | None = None,
-        base_url: str = ROUTER_URL,
+        embedding_model: str | None = None,
+        base_url: str | None = None,
+        router_url: str | None = None,
         routing: str | None = None,
         bill_to: str | None = None,
         timeouts: Timeouts = Timeouts(),  # noqa: B008 - frozen value
@@ -114,23 +119,30 @@ class HuggingFaceDriver:
         catalogue: Sequence[RouterModel] | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-        cache: Cache | None = None,
         costs: bool | None = None,
-        fallbacks: Sequence[str] = (),
     ) -> None:
-        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise HuggingFaceError(
-                HuggingFaceErrorKind.CONFIG, f"base_url {base_url!r} must be an http(s):// URL"
-            )
+        for name, url in (("router_url", router_url), ("base_url", base_url)):
+            if url is not None and (not isinstance(url, str) or not url.startswith(("http://", "https://"))):
+                raise HuggingFaceError(
+                    HuggingFaceErrorKind.CONFIG, f"{name} {url!r} must be an http(s):// URL"
+                )
+        self.router_url = router_root(router_url)
+        if base_url is None:
+            base_url = f"{self.router_url}/v1"
         base_url, basic_auth = split_credentials(base_url.rstrip("/"))
         if base_url.endswith("/chat/completions"):
             base_url = base_url[: -len("/chat/completions")]
+        self._router = base_url == f"{self.router_url}/v1" or _is_router(base_url)
+        if self._router and base_url != f"{self.router_url}/v1":
+            self.router_url = base_url[: -len("/v1")] if base_url.endswith("/v1") else ROUTER_ROOT
         if routing is not None:
             validate_routing(routing)
-        if model is not None:
-            validate_model(model)
+        for name, value in (("model", model), ("embedding_model", embedding_model)):
+            if value is not None:
+                validate_model(value, name)
         self.base_url = base_url
         self.model = model
+        self.embedding_model = embedding_model
         self.routing = routing
         self.bill_to = bill_to
         self.timeouts = timeouts
@@ -144,7 +156,7 @@ class HuggingFaceDriver:
                     "both cannot go in the Authorization header; keep one",
                 )
             self._token = None  # a token found in the environment is not for this server
-        self._token_required = _is_router(base_url) and basic_auth is None
+        self._token_required = self._router and basic_auth is None
         self._url = f"{base_url}/chat/completions"
         for name, limit in (("max_body_bytes", max_body_bytes), ("max_event_bytes", max_event_bytes)):
             if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1024:
@@ -156,28 +168,14 @@ class HuggingFaceDriver:
         self._streams: weakref.WeakSet[HuggingFaceStream] = weakref.WeakSet()
         self._providers_by_model: dict[str, frozenset[str]] | None = None
         self._warned_routes: set[str] = set()
-        self._cache = (
-            CacheLayer(cache, read=timeouts.read, total=timeouts.total) if cache is not None else None
+        self._pricer = Pricer(
+            lambda: router_price_book(
+                self.base_url, token=self._token or NO_TOKEN, session=self._http.session
+            ),
+            enabled=self._router if costs is None else bool(costs),
         )
-        self._costs = _is_router(base_url) if costs is None else bool(costs)
-        self._prices: PriceBook | None = None
-        self._prices_task: asyncio.Task[PriceBook | None] | None = None
         if catalogue is not None:
             self.use_catalogue(catalogue)
-        self.fallbacks = tuple(fallbacks)
-        for route in self.fallbacks:
-            validate_model(route)
-        self._fallback = (
-            FallbackDriver(
-                [
-                    Route(model or "the request's model", _Routes(self), model)
-                    for model in (None, *self.fallbacks)
-                ],
-                instrument=False,  # this driver's own span covers its routes
-            )
-            if self.fallbacks
-            else None
-        )
         # A unary answer arrives only once it is fully generated, so silence before it is normal:
         # `total` bounds unary calls, `read` (silence between bytes) bounds streams.
         self._unary_timeout = unary_timeout(timeouts)
@@ -200,10 +198,26 @@ class HuggingFaceDriver:
             owner="HuggingFaceDriver",
         )
         self._stream_headers = {**self._http.headers, "Accept": "text/event-stream"}
+        self._embed_providers = ProviderResolver(self._provider_mapping, EMBED_TASK, EMBED_ROUTES)
+        self._endpoint_route = ENDPOINT_ROUTE
 
     def __repr__(self) -> str:
         token = self._token.masked if self._token else None
         return f"HuggingFaceDriver(base_url={self.base_url!r}, model={self.model!r}, token={token!r})"
+
+    def describe(self) -> DriverInfo:
+        """What telemetry, batches and ``serve`` need to know of this driver."""
+        return DriverInfo(
+            name="HuggingFaceDriver",
+            system="huggingface",
+            model=self.model,
+            routing=self.routing,
+            base_url=self.base_url,
+            gate_aware=True,
+            max_retry_after=self.retry.max_retry_after,
+            read_timeout=self.timeouts.read,
+            total_timeout=self.timeouts.total,
+        )
 
     def cache_identity(self) -> str:
         """The server answers come from, for a response cache (the model is in each request)."""
@@ -226,23 +240,13 @@ class HuggingFaceDriver:
     ) -> None:
         await self.aclose()
 
-    @property
-    def cache(self) -> Cache | None:
-        """The response cache, if one was given."""
-        return self._cache.cache if self._cache is not None else None
-
     async def aclose(self) -> None:
-        """Close open streams, the cache and the driver's own session (never a caller's session)."""
+        """Close open streams and the driver's own session (never a caller's session). Safe to
+        call twice."""
         for stream in list(self._streams):
             await stream.aclose()
-        task, self._prices_task = self._prices_task, None
-        if task is not None and not task.done():
-            task.cancel()
-        try:
-            if self._cache is not None:
-                await self._cache.cache.aclose()
-        finally:
-            await self._http.aclose()
+        self._pricer.cancel()
+        await self._http.aclose()
 
     # ------------------------------------------------------------------ requests
     def _encode(self, request: GenerateRequest, *, stream: bool) -> tuple[bytes, dict[str, Any]]:
@@ -268,47 +272,12 @@ class HuggingFaceDriver:
         self._providers_by_model = {m.id: frozenset(p.provider for p in m.providers) for m in models}
         book = PriceBook.from_models(models)
         if len(book):
-            self._prices = book
+            self._pricer.book = book
 
-    # ------------------------------------------------------------------ costs
-    def _start_prices(self) -> asyncio.Task[PriceBook | None] | None:
-        """Begin fetching prices (once), so they arrive while the first request runs."""
-        if self._prices is not None or not self._costs:
-            return None
-        task = self._prices_task
-        if task is None:
-            task = self._prices_task = asyncio.get_running_loop().create_task(
-                router_price_book(self.base_url, token=self._token or NO_TOKEN, session=self._http.session)
-            )
-        return task
-
-    async def price(self, response: GenerateResponse, model: str) -> GenerateResponse:
-        """``response`` with its :class:`~hfdriver.dto.response.Cost`, when prices are known."""
-        if response.cost is not None or response.usage is None:
-            return response
-        book = self._prices
-        if book is None:
-            task = self._start_prices()
-            if task is None:
-                return response
-            try:
-                # Fetched in parallel with the request, so normally already here; a slow
-                # catalogue leaves this answer's cost unknown rather than delaying it.
-                book = await asyncio.wait_for(asyncio.shield(task), _PRICE_WAIT)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a price must never fail an answer (TimeoutError included)
-                logger.debug("hfdriver: price lookup failed", exc_info=True)
-                return response
-            if book is None:
-                return response
-            self._prices = book
-        try:
-            cost = book.cost(model, response.provider, response.usage)
-        except Exception:  # a price must never fail an answer
-            logger.warning("hfdriver: could not price an answer of %s", model, exc_info=True)
-            return response
-        return attrs.evolve(response, cost=cost) if cost is not None else response
+    async def price(self, response: Priced, model: str) -> Priced:
+        """``response`` (an answer or embeddings) with its :class:`~hfdriver.dto.response.Cost`,
+        when prices are known."""
+        return await self._pricer.price(response, model)
 
     def _check_route(self, model: str) -> None:
         bare, _, route = model.partition(":")
@@ -348,42 +317,16 @@ class HuggingFaceDriver:
             raise HuggingFaceError(HuggingFaceErrorKind.CONFIG, missing_token_message())
 
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
-        """Send ``request`` and return the whole answer (retried per the :class:`RetryPolicy`;
-        then, with ``fallbacks``, on the next route)."""
-        call = (
-            start_chat(request, model=self._model_of(request), base_url=self.base_url) if enabled() else None
-        )
-        fallback = self._fallback
-        if fallback is not None:
-            return await traced(call, lambda: fallback.generate(request))
-        if call is None:  # the hot path: no span, no extra frame
-            return await self._generate_route(request)
-        return await traced(call, lambda: self._generate_route(request))
-
-    def _model_of(self, request: GenerateRequest) -> str:
-        """The model string the request is sent with (for the span's name)."""
-        try:
-            return resolve_model(
-                getattr(request, "model", None) or self.model,
-                getattr(request, "routing", None) or self.routing,
-            )
-        except HuggingFaceError:
-            return "unknown"  # no model: the call itself raises INVALID_REQUEST
-
-    async def _generate_route(self, request: GenerateRequest) -> GenerateResponse:
+        """Send ``request`` and return the whole answer (retried per the :class:`RetryPolicy`)."""
         body, payload = self._encode(request, stream=False)
         self._check_token()
-        if self._cache is not None:
-            key = CacheLayer.key(self.base_url, payload)
-            return await self._cache.generate(key, lambda: self._generate(body, payload["model"]))
         return await self._generate(body, payload["model"])
 
     async def _generate(self, body: bytes, model: str) -> GenerateResponse:
-        if self._costs and self._prices is None:
-            self._start_prices()
+        self._pricer.start()
         response = await call_with_retries(self.retry, "generate", lambda: self._generate_once(body))
-        if self._costs or self._prices is not None:
-            response = await self.price(response, model)
+        if self._pricer.active:
+            response = await self._pricer.price(response, model)
         return response
 
     async def _generate_once(self, body: bytes) -> GenerateResponse:
@@ -406,38 +349,16 @@ class HuggingFaceDriver:
             ) from None
         return parse_response(data, provider=provider, request_id=request_id, token=self._token)
 
-    def generate_stream(
-        self, request: GenerateRequest
-    ) -> HuggingFaceStream | CachedStream | FallbackStream | InstrumentedStream:
+    def generate_stream(self, request: GenerateRequest) -> HuggingFaceStream:
         """Stream the answer. Use ``async with driver.generate_stream(req) as stream:`` and
-        ``async for chunk in stream``; a bare ``async for`` works too. With a cache, a cached
-        answer is replayed as a stream (``stream.cached`` is True); with ``fallbacks``, the next
-        route is tried while nothing has been delivered."""
-        stream = (
-            self._fallback.generate_stream(request)
-            if self._fallback is not None
-            else self._stream_route(request)
-        )
-        call = (
-            start_chat(request, model=self._model_of(request), base_url=self.base_url, stream=True)
-            if enabled()
-            else None
-        )
-        return stream if call is None else InstrumentedStream(stream, call)
-
-    def _stream_route(self, request: GenerateRequest) -> HuggingFaceStream | CachedStream:
+        ``async for chunk in stream``; a bare ``async for`` works too."""
         body, payload = self._encode(request, stream=True)
         self._check_token()
-        if self._cache is not None:
-            key = CacheLayer.key(self.base_url, payload)
-            return self._cache.stream(key, lambda: self._open_stream(body, payload["model"]))
         return self._open_stream(body, payload["model"])
 
     def _open_stream(self, body: bytes, model: str) -> HuggingFaceStream:
-        priced = self._costs or self._prices is not None
-        if self._costs and self._prices is None:
-            with contextlib.suppress(RuntimeError):  # no running loop yet: fetched at collect()
-                self._start_prices()
+        priced = self._pricer.active
+        self._pricer.start()  # without a running loop yet: fetched at collect()
         stream = HuggingFaceStream(
             self._http,
             self._url,
@@ -447,30 +368,69 @@ class HuggingFaceDriver:
             retry=self.retry,
             max_event_bytes=self.max_event_bytes,
             max_body_bytes=self.max_body_bytes,
-            pricer=(lambda response: self.price(response, model)) if priced else None,
+            pricer=(lambda response: self._pricer.price(response, model)) if priced else None,
         )
         self._streams.add(stream)
         return stream
 
+    # ------------------------------------------------------------------ embeddings
+    async def _provider_mapping(self, model: str) -> tuple[ProviderMapping, ...]:
+        from hfdriver.hub import HubClient
 
-class _Routes:
-    """The fallback routes' driver: this driver's own calls, with no span and no fallback (each
-    :class:`Route` gives the model)."""
+        hub = HubClient(self._token or NO_TOKEN, session=self._http.session)
+        return await hub.provider_mapping(model)
 
-    def __init__(self, driver: HuggingFaceDriver) -> None:
-        self._driver = driver
+    async def _plan_embed(self, request: EmbedRequest) -> EmbedCall:
+        if not isinstance(request, EmbedRequest):
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.INVALID_REQUEST,
+                f"expected an EmbedRequest, got {type(request).__name__}; build one with EmbedRequest.builder()",
+            )
+        named = request.model or self.embedding_model or self.model
+        if not self._router:  # an OpenAI-compatible server: its own /embeddings, the model as named
+            route = self._endpoint_route
+            body = encode_body(route.payload(request, named))
+            return EmbedCall(f"{self.base_url}{route.path}", body, route, named, None, request)
+        if named is None:
+            raise HuggingFaceError(
+                HuggingFaceErrorKind.INVALID_REQUEST,
+                "model: no model to embed with; give EmbedRequest(model='org/name') (e.g. "
+                "'BAAI/bge-small-en-v1.5') or HuggingFaceDriver(model=...)",
+            )
+        model, suffix = split_model(named)
+        chosen = await self._embed_providers.resolve(model, suffix or request.routing or self.routing)
+        route = EMBED_ROUTES[chosen.provider]
+        url = f"{self.router_url}/{chosen.provider}{route.path.format(model=chosen.provider_model)}"
+        body = encode_body(route.payload(request, chosen.provider_model))
+        return EmbedCall(url, body, route, model, chosen.provider, request)
 
-    async def generate(self, request: GenerateRequest) -> GenerateResponse:
-        return await self._driver._generate_route(request)
+    async def embed(self, request: EmbedRequest) -> EmbedResponse:
+        """One vector per input, in input order (retried per the :class:`RetryPolicy`).
 
-    def generate_stream(self, request: GenerateRequest) -> HuggingFaceStream | CachedStream:
-        return self._driver._stream_route(request)
+        On the router, the provider is the model's ``:provider`` suffix (or ``routing``), else the
+        first live provider of the Hub's mapping for ``feature-extraction`` that hfdriver knows;
+        elsewhere, the server's OpenAI-compatible ``{base_url}/embeddings``."""
+        self._check_token()
+        call = await self._plan_embed(request)
+        self._pricer.start()
+        try:
+            response = await call_with_retries(self.retry, "embed", lambda: self._embed_once(call))
+        except HuggingFaceError as exc:
+            if call.route is not ENDPOINT_ROUTE or not refuses_base64(exc):
+                raise
+            # A server that refuses base64 vectors: JSON numbers from now on (this driver remembers).
+            self._endpoint_route = ENDPOINT_FLOAT_ROUTE
+            call = await self._plan_embed(request)
+            response = await call_with_retries(self.retry, "embed", lambda: self._embed_once(call))
+        if call.model is not None and self._pricer.active:
+            response = await self._pricer.price(response, call.model)
+        return response
 
-    async def aclose(self) -> None:
-        return None  # the driver closes itself
-
-    async def __aenter__(self) -> _Routes:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
+    async def _embed_once(self, call: EmbedCall) -> EmbedResponse:
+        return await fetch_embeddings(
+            self._http,
+            call,
+            timeout=self._unary_timeout,
+            max_body_bytes=self.max_body_bytes,
+            secret=self._token,
+        )

@@ -8,9 +8,8 @@ from __future__ import annotations
 import logging
 
 from hfdriver.auth import NoToken, Token
-from hfdriver.config import LLMConfig, Provider, build_cache
+from hfdriver.config import LLMConfig, Provider
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
-from hfdriver.hub import ROUTER_URL
 from hfdriver.huggingface._driver import HuggingFaceDriver
 
 __all__ = ["ENDPOINT", "ROUTER"]
@@ -19,23 +18,23 @@ logger = logging.getLogger("hfdriver")
 
 
 def _driver(
-    config: LLMConfig, token: Token | NoToken | None, base_url: str, routing: str | None
+    config: LLMConfig, token: Token | NoToken | None, base_url: str | None, routing: str | None
 ) -> HuggingFaceDriver:
     return HuggingFaceDriver(
         token,
         model=config.model,
+        embedding_model=config.embedding_model,
         base_url=base_url,
         routing=routing,
         bill_to=config.bill_to,
         timeouts=config.timeouts,
         retry=config.retry,
-        cache=build_cache(config.cache),
         costs=config.costs,
     )
 
 
 def _router(config: LLMConfig, token: Token | NoToken | None) -> HuggingFaceDriver:
-    return _driver(config, token, config.base_url or ROUTER_URL, config.routing)
+    return _driver(config, token, config.base_url, config.routing)  # None: $HF_ROUTER_URL or the router
 
 
 def _endpoint(config: LLMConfig, token: Token | NoToken | None) -> HuggingFaceDriver:

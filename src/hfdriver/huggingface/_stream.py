@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from types import TracebackType
 
 from hfdriver.dto.response import GenerateResponse
 from hfdriver.dto.stream import ChunkDelta, StreamAssembler, StreamChunk, ToolCallDelta
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, redact, scrub
 from hfdriver.openai import DEFAULT_MAX_EVENT_BYTES, SseDecoder, SseEvent, parse_event, parse_response
+from hfdriver.stream import BaseStream
 from hfdriver.transport import (
     DEFAULT_MAX_BODY_BYTES,
     ClientResponse,
@@ -27,7 +26,7 @@ __all__ = ["HuggingFaceStream"]
 _DRAIN_LIMIT = 64 * 1024
 
 
-class HuggingFaceStream:
+class HuggingFaceStream(BaseStream):
     """A streamed chat completion: ``async for chunk in stream`` / ``async with ... as stream``.
 
     The request is sent (and retried) on ``__aenter__`` or the first ``__anext__``, up to the
@@ -91,9 +90,6 @@ class HuggingFaceStream:
         self.request_id: str | None = None
 
     # ------------------------------------------------------------------ iteration
-    def __aiter__(self) -> HuggingFaceStream:
-        return self
-
     async def __anext__(self) -> StreamChunk:
         ready = self._ready
         if ready:
@@ -114,38 +110,19 @@ class HuggingFaceStream:
                 raise
         return ready.popleft()
 
-    async def __aenter__(self) -> HuggingFaceStream:
-        if not self._opened:
-            await self._open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
     async def aclose(self) -> None:
         """Stop reading and release the connection now. Safe to call twice."""
         self._finished = True
         self._abort()
 
-    def __del__(self) -> None:
+    def _abandon(self) -> None:
         # A caller that breaks out of a bare `async for` drops the stream: free the socket now.
         resp = getattr(self, "_resp", None)
         if resp is not None:
-            # A finalizer must not raise: the loop may already be closed at interpreter exit.
-            with contextlib.suppress(Exception):
-                resp.close()
+            resp.close()
 
-    async def collect(self) -> GenerateResponse:
-        """Read the rest and return everything the stream delivered as one response
-        (with its cost when the driver knows the provider's prices)."""
-        async for _ in self:
-            pass
-        response = self.response()
+    async def _completed(self, response: GenerateResponse) -> GenerateResponse:
+        """``collect``'s answer, with its cost when the driver knows the provider's prices."""
         if self._pricer is not None:
             response = await self._pricer(response)
         return response
@@ -161,6 +138,8 @@ class HuggingFaceStream:
 
     # ------------------------------------------------------------------ opening (retried)
     async def _open(self) -> None:
+        if self._opened:
+            return
         self._opened = True
         try:
             await call_with_retries(self._retry, "stream", self._open_once)

@@ -16,13 +16,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from hfdriver.driver import DriverInfo
+from hfdriver.dto.embed import EmbedRequest, EmbedResponse
 from hfdriver.dto.request import GenerateRequest, Image
 from hfdriver.dto.response import GenerateResponse
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
+from hfdriver.local._embed import LocalEmbedder
 from hfdriver.local._stream import END, Channel, LocalStream, generate_sync
 from hfdriver.local._transcript import TRANSCRIPT, TRANSCRIPT_STOP, as_chat_chunk, render_transcript
 from hfdriver.openai import check_text, to_payload
-from hfdriver.telemetry import InstrumentedStream, start_chat, traced
 
 __all__ = ["LocalDriver"]
 
@@ -160,6 +162,14 @@ class LocalDriver:
         self._load_lock = asyncio.Lock()
         self._generation_lock = asyncio.Lock()  # FIFO: waiters are served in arrival order
         self._closed = False
+        self._embedder = LocalEmbedder(
+            self._embedding_path,
+            model=self.model,
+            context_size=context_size,
+            threads=self.threads,
+            n_gpu_layers=lambda llama_cpp: _n_gpu_layers(device, llama_cpp),
+            llama_cpp=_llama_cpp,
+        )
 
     @classmethod
     def default(cls, **options: Any) -> LocalDriver:
@@ -178,6 +188,10 @@ class LocalDriver:
 
     def __repr__(self) -> str:
         return f"LocalDriver(model={self.source!r}, device={self.device!r}, loaded={self._llm is not None})"
+
+    def describe(self) -> DriverInfo:
+        """What telemetry, batches and ``serve`` need to know of this driver."""
+        return DriverInfo(name="LocalDriver", system="llama_cpp", model=self.model)
 
     def cache_identity(self) -> str:
         """Everything that shapes this driver's answers, for a response cache: the model's source
@@ -210,12 +224,23 @@ class LocalDriver:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Wait for the running generation, then free the model."""
+        """Wait for the running generation and embedding, then free the model."""
         self._closed = True
         async with self._generation_lock:
             llm, self._llm = self._llm, None
         if llm is not None:
             await asyncio.to_thread(_close_llm, llm)
+        await self._embedder.aclose()
+
+    async def _embedding_path(self) -> str:
+        if self._closed:
+            raise HuggingFaceError(K.CONFIG, "this LocalDriver was closed; create a new one")
+        return await self._resolve_path()
+
+    async def embed(self, request: EmbedRequest) -> EmbedResponse:
+        """One vector per input, in input order: llama.cpp in embedding mode, in a worker thread
+        (see :mod:`hfdriver.local._embed`). Chat and embeddings run side by side."""
+        return await self._embedder.embed(request)
 
     @property
     def loaded(self) -> bool:
@@ -358,27 +383,11 @@ class LocalDriver:
 
     async def generate(self, request: GenerateRequest) -> GenerateResponse:
         """Generate a whole answer (runs llama.cpp in a worker thread)."""
-        stream = self._stream(request)
-        call = start_chat(request, model=self._span_model(request), base_url="local:", provider="llama_cpp")
+        async with self.generate_stream(request) as stream:
+            return await stream.collect()
 
-        async def collect() -> GenerateResponse:
-            async with stream:
-                return await stream.collect()
-
-        return await traced(call, collect)
-
-    def generate_stream(self, request: GenerateRequest) -> LocalStream | InstrumentedStream:
+    def generate_stream(self, request: GenerateRequest) -> LocalStream:
         """Stream an answer token by token; abandoning the stream stops generation."""
-        stream = self._stream(request)
-        call = start_chat(
-            request, model=self._span_model(request), base_url="local:", provider="llama_cpp", stream=True
-        )
-        return stream if call is None else InstrumentedStream(stream, call)
-
-    def _span_model(self, request: GenerateRequest) -> str:
-        return str(getattr(request, "model", None) or self.model or "local")
-
-    def _stream(self, request: GenerateRequest) -> LocalStream:
         self._check(request)
         return LocalStream(functools.partial(self._run, request), model=self.model)
 

@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import stat
 import time
 from collections.abc import Callable, Iterator
@@ -27,102 +26,23 @@ import attrs
 from hfdriver.auth import NoToken, Token, resolve_token
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 from hfdriver.hub import GgufFile, HubClient, hub_offline
+from hfdriver.local._models import (
+    _SHARD,
+    DEVICES,
+    DownloadProgress,
+    InstalledModel,
+    entry_files,
+    hub_cache_dirs,
+    inside,
+    installed_from,
+    manifest_key,
+    progress_class,
+)
 from hfdriver.transport import map_download_error
 
 __all__ = ["DEVICES", "DownloadProgress", "InstalledModel", "ModelStore", "manifest_key"]
 
 logger = logging.getLogger("hfdriver")
-
-DEVICES = ("auto", "cpu", "gpu")
-_SHARD = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
-
-
-def manifest_key(repo_id: str, file_or_quant: str, device: str) -> str:
-    """``<repo>::<file or quantization>::<device>``."""
-    return f"{repo_id}::{file_or_quant}::{device}"
-
-
-@attrs.frozen(slots=True, kw_only=True)
-class DownloadProgress:
-    """A progress event: bytes of ``filename`` done so far, out of ``total`` when known."""
-
-    filename: str
-    downloaded: int
-    total: int | None
-    done: bool = False
-
-    @property
-    def fraction(self) -> float | None:
-        return min(1.0, self.downloaded / self.total) if self.total else None
-
-
-@attrs.frozen(slots=True, kw_only=True)
-class InstalledModel:
-    """A verified, installed GGUF model."""
-
-    key: str
-    repo_id: str
-    filename: str
-    quantization: str | None
-    device: str
-    path: str
-    size: int
-    sha256: str | None
-    revision: str
-    installed_at: float
-    shards: tuple[str, ...] = ()
-    """Every file of a split model (the first is ``path``)."""
-
-
-_FIELDS = tuple(f.name for f in attrs.fields(InstalledModel) if f.name != "key")
-
-
-def _entry(key: str, entry: dict[str, Any]) -> InstalledModel:
-    """A manifest entry as a value; unknown fields (a newer hfdriver, a hand edit) are ignored."""
-    fields: dict[str, Any] = {k: v for k, v in entry.items() if k in _FIELDS}
-    fields["shards"] = tuple(fields.get("shards") or ())
-    return InstalledModel(key=key, **fields)
-
-
-def _files(entry: dict[str, Any]) -> list[str]:
-    shards = entry.get("shards")
-    if isinstance(shards, list) and shards:
-        return [str(s) for s in shards]
-    path = entry.get("path")
-    return [path] if isinstance(path, str) else []
-
-
-def _hub_cache_dirs() -> list[str]:
-    """Where huggingface-hub puts downloads when no ``cache_dir`` is given: its own setting (read
-    when it was imported) and the environment's now (``HF_HUB_CACHE``, ``HF_HOME``...)."""
-    env = os.environ
-    found = [
-        env.get("HF_HUB_CACHE", "").strip()
-        or env.get("HUGGINGFACE_HUB_CACHE", "").strip()
-        or os.path.join(
-            env.get("HF_HOME", "").strip()
-            or os.path.join(
-                env.get("XDG_CACHE_HOME", "").strip() or os.path.expanduser("~/.cache"), "huggingface"
-            ),
-            "hub",
-        )
-    ]
-    with contextlib.suppress(ImportError, AttributeError):
-        from huggingface_hub import constants
-
-        found.append(str(constants.HF_HUB_CACHE))
-    return [os.path.realpath(os.path.expanduser(d)) for d in found]
-
-
-def _inside(path: str, roots: builtins.list[str], *, follow: bool) -> bool:
-    """Whether ``path`` lies inside one of ``roots`` (real paths). ``follow``: where a symbolic link
-    at ``path`` points (a blob); otherwise where the link itself is."""
-    if follow:
-        real = os.path.realpath(path)
-    else:
-        absolute = os.path.abspath(path)
-        real = os.path.join(os.path.realpath(os.path.dirname(absolute)), os.path.basename(absolute))
-    return any(real != root and os.path.commonpath((real, root)) == root for root in roots)
 
 
 def _hub_module() -> Any:
@@ -204,7 +124,7 @@ class ModelStore:
         out = []
         for key, entry in sorted(self._read().items()):
             try:
-                out.append(_entry(key, entry))
+                out.append(installed_from(key, entry))
             except (TypeError, ValueError) as exc:  # noqa: PERF203 - one bad entry must not hide the rest
                 logger.warning("hfdriver: %s: skipping the entry %r (%s)", self.manifest_path, key, exc)
         return out
@@ -286,15 +206,15 @@ class ModelStore:
             # (the same file pulled at another revision, or for another device, shares the blob),
             # and only inside the store's own folders: a hand-edited or shared manifest, or a
             # symlink to the user's own GGUF, never makes `rm` delete anything else.
-            used_paths = {p for e in entries.values() for p in _files(e)}
+            used_paths = {p for e in entries.values() for p in entry_files(e)}
             used_blobs = {os.path.realpath(p) for p in used_paths}
             roots = self._store_dirs()
-            for file in _files(entry):
+            for file in entry_files(entry):
                 if file not in used_paths:
                     self._delete(file, roots, used_blobs)
             self._write(entries)
         try:
-            return _entry(key, entry)
+            return installed_from(key, entry)
         except (TypeError, ValueError):
             return InstalledModel(
                 key=key, repo_id=key.split("::")[0], filename="", quantization=None, device="auto",
@@ -304,11 +224,11 @@ class ModelStore:
     def _store_dirs(self) -> builtins.list[str]:
         if self.cache_dir is not None:
             return [os.path.realpath(self.cache_dir)]
-        return _hub_cache_dirs()
+        return hub_cache_dirs()
 
     def _delete(self, file: str, roots: builtins.list[str], used_blobs: set[str]) -> None:
         """Delete one listed file (a symlink into the cache, or a file) and the blob behind it."""
-        if not _inside(file, roots, follow=False):
+        if not inside(file, roots, follow=False):
             logger.warning("hfdriver: left %s in place: it is outside the model store (%s)", file, roots[0])
             return
         try:
@@ -322,7 +242,7 @@ class ModelStore:
         os.unlink(file)
         if blob is None or blob in used_blobs or not os.path.isfile(blob):
             return
-        if _inside(blob, roots, follow=True):
+        if inside(blob, roots, follow=True):
             os.unlink(blob)
         else:
             logger.warning("hfdriver: kept %s, which %s points to: it is outside the model store", blob, file)
@@ -420,7 +340,7 @@ class ModelStore:
         self, repo_id: str, target: GgufFile, revision: str, emit: Callable[[DownloadProgress], None]
     ) -> Path:
         hub = _hub_module()
-        progress_class = _progress_class(target, emit)
+        tqdm_class = progress_class(target, emit)
         what = f"{repo_id}/{target.path}"
         try:
             local = Path(
@@ -431,7 +351,7 @@ class ModelStore:
                     cache_dir=str(self.cache_dir) if self.cache_dir is not None else None,
                     token=self._token.reveal() if self._token else None,
                     endpoint=self._endpoint(),
-                    tqdm_class=progress_class,
+                    tqdm_class=tqdm_class,
                 )
             )
         except HuggingFaceError:
@@ -463,22 +383,3 @@ class ModelStore:
             local.unlink()
             if real != local:
                 real.unlink()
-
-
-def _progress_class(target: GgufFile, emit: Callable[[DownloadProgress], None]) -> Any:
-    """A tqdm subclass that reports to ``emit`` instead of drawing a bar."""
-    from tqdm.auto import tqdm  # type: ignore[import-untyped,unused-ignore]
-
-    class _Progress(tqdm):  # type: ignore[misc,unused-ignore]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["disable"] = True
-            super().__init__(*args, **kwargs)
-            self._hf_done = int(kwargs.get("initial") or 0)
-            self._hf_total = kwargs.get("total") or target.size or None
-
-        def update(self, n: float | None = 1) -> bool | None:
-            self._hf_done += int(n or 0)
-            emit(DownloadProgress(filename=target.path, downloaded=self._hf_done, total=self._hf_total))
-            return None
-
-    return _Progress

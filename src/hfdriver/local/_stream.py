@@ -17,7 +17,6 @@ import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterator
-from types import TracebackType
 from typing import Any
 
 import attrs
@@ -26,6 +25,7 @@ from hfdriver.dto.response import Cost, GenerateResponse
 from hfdriver.dto.stream import StreamAssembler, StreamChunk
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 from hfdriver.openai import parse_chunk
+from hfdriver.stream import BaseStream
 
 __all__ = ["END", "Channel", "LocalStream", "generate_sync"]
 
@@ -114,7 +114,7 @@ def generate_sync(start: Callable[[], Iterator[dict[str, Any]]], llm: Any, chann
         channel.push(END)
 
 
-class LocalStream:
+class LocalStream(BaseStream):
     """A streamed local answer; an async iterator and async context manager, like the router's."""
 
     def __init__(
@@ -127,8 +127,11 @@ class LocalStream:
         self._assembler = StreamAssembler()
         self._ready: deque[StreamChunk] = deque()
         self._finished = False
-        self.provider = "local"
-        self.request_id: str | None = None
+        self._provider = "local"
+
+    @property
+    def provider(self) -> str:
+        return self._provider
 
     def _start(self) -> Channel:
         channel = self._channel
@@ -137,9 +140,6 @@ class LocalStream:
             self._task = asyncio.create_task(self._run(channel))
             self._task.add_done_callback(channel.task_done)
         return channel
-
-    def __aiter__(self) -> LocalStream:
-        return self
 
     async def __anext__(self) -> StreamChunk:
         channel = self._start()
@@ -163,19 +163,13 @@ class LocalStream:
                 channel.stop.set()
                 raise item
             else:
-                parsed = parse_chunk(item, provider=self.provider)
+                parsed = parse_chunk(item, provider=self._provider)
                 # llama.cpp names the model by its file path; report the driver's model name.
                 self._ready.extend(self._assembler.feed(parsed.deltas, parsed.usage, self._model, parsed.id))
         return self._ready.popleft()
 
-    async def __aenter__(self) -> LocalStream:
+    async def _open(self) -> None:
         self._start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop generating (within a token or two) and wait for the worker to let go."""
@@ -187,7 +181,7 @@ class LocalStream:
             with contextlib.suppress(Exception):
                 await asyncio.shield(task)
 
-    def __del__(self) -> None:
+    def _abandon(self) -> None:
         # Dropped without aclose (a `break` out of a bare `async for`): stop the worker now.
         channel = getattr(self, "_channel", None)
         if channel is not None:
@@ -202,11 +196,6 @@ class LocalStream:
     def pending(self) -> int:
         """Chunks that are ready now: the next ``__anext__`` returns without waiting."""
         return len(self._ready)
-
-    async def collect(self) -> GenerateResponse:
-        async for _ in self:
-            pass
-        return self.response()
 
     def response(self) -> GenerateResponse:
         """What was generated so far; local inference costs nothing (``cost`` is zero)."""

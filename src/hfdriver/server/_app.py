@@ -17,19 +17,26 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import attrs
 from aiohttp import web
 
+from hfdriver._compose import compose
 from hfdriver._version import __version__
-from hfdriver.driver import Driver, ResponseStream
+from hfdriver._wrapper import embed_with
+from hfdriver.driver import Driver, describe
 from hfdriver.dto.request import GenerateRequest
 from hfdriver.dto.response import Usage
 from hfdriver.errors import KINDS, HuggingFaceError, HuggingFaceErrorKind
 from hfdriver.openai import chunk_payload, request_from_payload, response_payload
+from hfdriver.openai.embeddings import embed_request_from_payload, embeddings_body
 from hfdriver.server._guard import Guard
-from hfdriver.telemetry import ChatCall, InstrumentedStream, start_chat, traced
+from hfdriver.telemetry import Call, InstrumentedDriver, start_call
+from hfdriver.telemetry import enabled as telemetry_enabled
 
 __all__ = [
+    "ROUTES",
     "DEFAULT_BODY_TIMEOUT",
+    "Route",
     "DEFAULT_MAX_REQUEST_BYTES",
     "STATE",
     "ServerState",
@@ -97,6 +104,29 @@ class ServerState:
 
 
 STATE = web.AppKey("hfdriver_state", ServerState)
+_CALL: Any = getattr(web, "RequestKey", lambda name, _t: name)("hfdriver_call", object)
+_ANSWER: Any = getattr(web, "RequestKey", lambda name, _t: name)("hfdriver_answer", object)
+
+
+@attrs.frozen(slots=True)
+class Route:
+    """One route of ``serve``: its method, path, the operation it serves (spans name it) and the
+    name of its handler (a method of :class:`_Handlers`)."""
+
+    method: str
+    path: str
+    operation: str | None
+    handler: str
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/health", None, "health"),
+    Route("GET", "/v1/models", None, "models"),
+    Route("POST", "/v1/chat/completions", "chat", "chat"),
+    Route("POST", "/v1/embeddings", "embeddings", "embeddings"),
+)
+"""Every route of ``hfdriver serve``; a new operation adds its entry and its handler."""
+_OPERATIONS = {route.path: route.operation for route in ROUTES if route.operation is not None}
 
 
 def create_app(
@@ -109,16 +139,18 @@ def create_app(
     allowed_origins: tuple[str, ...] = (),
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
 ) -> web.Application:
-    """An aiohttp application serving ``driver`` as an OpenAI-compatible API.
+    """An aiohttp application serving ``driver`` as an OpenAI-compatible API (see :data:`ROUTES`).
 
-    Routes: ``GET /health``, ``GET /v1/models``, ``POST /v1/chat/completions`` (unary and SSE).
     ``api_key`` requires ``Authorization: Bearer <api_key>`` on ``/v1/*``. ``allowed_hosts`` and
-    ``allowed_origins`` extend the loopback defaults (see :mod:`hfdriver.server._guard`).
+    ``allowed_origins`` extend the loopback defaults (see :mod:`hfdriver.server._guard`). A driver
+    that is not instrumented yet gets OpenTelemetry spans (:func:`hfdriver.compose`).
     """
-    served = model_name or getattr(driver, "model", None) or "hfdriver"
+    if not isinstance(driver, InstrumentedDriver):
+        driver = compose(driver)
+    served = model_name or describe(driver).model or "hfdriver"
     state = ServerState()
     guard = Guard(allowed_hosts=allowed_hosts, allowed_origins=allowed_origins, api_key=api_key)
-    created = int(time.time())
+    handlers = _Handlers(driver, served, state, guard, max_request_bytes, body_timeout)
 
     @web.middleware
     async def checks_and_errors(
@@ -170,52 +202,116 @@ def create_app(
             if task is not None:
                 state.inflight.discard(task)
 
-    async def health(_request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "model": served, "version": __version__})
+    @web.middleware
+    async def server_span(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """One SERVER span per operation request (when telemetry is on); the driver's is its child."""
+        operation = _OPERATIONS.get(request.path)
+        call = (
+            start_call(
+                operation,
+                None,
+                model=served,
+                base_url=f"http://{request.host}",
+                provider="hfdriver",
+                server=True,
+            )
+            if operation is not None and telemetry_enabled()
+            else None
+        )
+        if call is None:
+            return await handler(request)
+        request[_CALL] = call
+        call.enter()
+        try:
+            response = await handler(request)
+        except BaseException as exc:
+            call.end(error=exc)
+            raise
+        finally:
+            call.leave()
+        call.end(request.get(_ANSWER))
+        return response
 
-    async def models(_request: web.Request) -> web.Response:
+    app = web.Application(client_max_size=max_request_bytes, middlewares=[checks_and_errors, server_span])
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, getattr(handlers, route.handler))
+    app[STATE] = state
+    return app
+
+
+class _Handlers:
+    """The handlers of :data:`ROUTES`, over one driver."""
+
+    def __init__(
+        self,
+        driver: Driver,
+        served: str,
+        state: ServerState,
+        guard: Guard,
+        max_request_bytes: int,
+        body_timeout: float,
+    ) -> None:
+        self.driver = driver
+        self.served = served
+        self.state = state
+        self.guard = guard
+        self.max_request_bytes = max_request_bytes
+        self.body_timeout = body_timeout
+        self.created = int(time.time())
+
+    async def health(self, _request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "model": self.served, "version": __version__})
+
+    async def models(self, _request: web.Request) -> web.Response:
         return web.json_response(
             {
                 "object": "list",
-                "data": [{"id": served, "object": "model", "created": created, "owned_by": "hfdriver"}],
+                "data": [
+                    {"id": self.served, "object": "model", "created": self.created, "owned_by": "hfdriver"}
+                ],
             }
         )
 
-    async def chat(request: web.Request) -> web.StreamResponse:
-        if request.content_length is not None and request.content_length > max_request_bytes:
+    async def read_body(self, request: web.Request) -> Any:
+        """The JSON body of a POST, after the size and content-type checks."""
+        if request.content_length is not None and request.content_length > self.max_request_bytes:
             raise web.HTTPRequestEntityTooLarge(
-                max_size=max_request_bytes, actual_size=request.content_length
+                max_size=self.max_request_bytes, actual_size=request.content_length
             )
-        refused = guard.check_content_type(request.headers.get("Content-Type"))
+        refused = self.guard.check_content_type(request.headers.get("Content-Type"))
         if refused:
             raise HuggingFaceError(K.INVALID_REQUEST, f"body: {refused}")
-        payload = await _read_json(request, body_timeout)
-        if isinstance(payload, dict) and payload.get("model") == served:
+        payload = await _read_json(request, self.body_timeout)
+        if isinstance(payload, dict) and payload.get("model") == self.served:
             payload = {k: v for k, v in payload.items() if k != "model"}  # the served model is the default
-        generate_request, stream = request_from_payload(payload)
+        return payload
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        generate_request, stream = request_from_payload(await self.read_body(request))
         call_id = f"chatcmpl-{os.urandom(12).hex()}"
-        model = generate_request.model or served
-        # A SERVER span per request when OpenTelemetry is on; the driver's span is its child.
-        call = start_chat(
-            generate_request,
-            model=model,
-            base_url=f"http://{request.host}",
-            provider="hfdriver",
-            stream=stream,
-            server=True,
-        )
+        model = generate_request.model or self.served
+        server_call: Call | None = request.get(_CALL)
+        if server_call is not None:
+            server_call.describe_request("chat", generate_request, model)
         if not stream:
-            response = await traced(call, lambda: driver.generate(generate_request))
+            response = await self.driver.generate(generate_request)
+            request[_ANSWER] = response
             answer = response_payload(response, id=call_id, created=int(time.time()), model=model)
             return web.Response(body=_dumps(answer).encode(), content_type="application/json")
-        return await _stream(request, driver, generate_request, call_id, model, state, call)
+        return await _stream(request, self.driver, generate_request, call_id, model, self.state)
 
-    app = web.Application(client_max_size=max_request_bytes, middlewares=[checks_and_errors])
-    app.router.add_get("/health", health)
-    app.router.add_get("/v1/models", models)
-    app.router.add_post("/v1/chat/completions", chat)
-    app[STATE] = state
-    return app
+    async def embeddings(self, request: web.Request) -> web.Response:
+        embed_request, encoding = embed_request_from_payload(await self.read_body(request))
+        model = embed_request.model or self.served
+        server_call: Call | None = request.get(_CALL)
+        if server_call is not None:
+            server_call.describe_request("embeddings", embed_request, model)
+        response = await embed_with(self.driver, embed_request)
+        request[_ANSWER] = response
+        body = embeddings_body(response, model=model, encoding_format=encoding)
+        return web.Response(body=body, content_type="application/json")
 
 
 def _uncancel() -> None:
@@ -265,16 +361,8 @@ async def _stream(
     call_id: str,
     model: str,
     state: ServerState,
-    call: ChatCall | None = None,
 ) -> web.StreamResponse:
-    if call is None:
-        stream: ResponseStream = driver.generate_stream(generate_request)
-    else:
-        call.enter()  # the driver's span starts inside the server's
-        try:
-            stream = InstrumentedStream(driver.generate_stream(generate_request), call)
-        finally:
-            call.leave()
+    stream = driver.generate_stream(generate_request)
     # Open first, so an upstream error is an ordinary HTTP error rather than a broken stream.
     await stream.__aenter__()
     response = web.StreamResponse(headers=_SSE_HEADERS)
@@ -291,7 +379,7 @@ async def _stream(
             first = False
             if chunk.usage is not None:
                 usage = chunk.usage
-            if not _more_ready(stream):  # events that are ready together go out in one write
+            if not stream.pending:  # events that are ready together go out in one write
                 await response.write(b"".join(pending))
                 pending.clear()
         if generate_request.stream_usage and usage is not None:
@@ -320,9 +408,6 @@ async def _stream(
         pass  # the client left; the stream is closed below
     finally:
         await stream.aclose()
+        with contextlib.suppress(Exception):
+            request[_ANSWER] = stream.response()  # what was delivered, for the server span
     return response
-
-
-def _more_ready(stream: ResponseStream) -> bool:
-    """Whether the stream holds another chunk already (hfdriver's streams say so; others flush each)."""
-    return bool(getattr(stream, "pending", 0))

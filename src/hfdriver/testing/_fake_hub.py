@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
+from hfdriver.testing._fake_embeddings import DEFAULT_MAPPINGS
 from hfdriver.testing._fake_router import DEFAULT_MODELS, RecordedRequest, _peer
 from hfdriver.testing._responses import FakeResponse
 from hfdriver.testing._server import LocalServer
@@ -167,6 +168,7 @@ class FakeHub(LocalServer):
         models: Sequence[Mapping[str, Any]] | None = None,
         repo_files: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
         router_models: Sequence[Mapping[str, Any]] = DEFAULT_MODELS,
+        provider_mappings: Mapping[str, Sequence[Mapping[str, Any]]] = DEFAULT_MAPPINGS,
         tree_page_size: int = 1000,
         host: str = "127.0.0.1",
     ) -> None:
@@ -178,6 +180,11 @@ class FakeHub(LocalServer):
             k: list(v) for k, v in (repo_files if repo_files is not None else default_repo_files()).items()
         }
         self.router_models = [dict(m) for m in router_models]
+        self.provider_mappings: dict[str, list[dict[str, Any]]] = {
+            model: [dict(entry) for entry in entries] for model, entries in provider_mappings.items()
+        }
+        """``model -> [{"provider", "providerId", "status", "task"}, ...]``, in preference order:
+        ``GET /api/models/{id}?expand[]=inferenceProviderMapping`` (404 for a model not listed)."""
         super().__init__(host, 0)
         self.tree_page_size = tree_page_size
         self.requests: list[RecordedRequest] = []
@@ -192,6 +199,7 @@ class FakeHub(LocalServer):
         app.router.add_get("/api/whoami-v2", self._whoami)
         app.router.add_get("/api/models", self._search)
         app.router.add_get("/api/models/{org}/{name}/tree/{revision}", self._tree)
+        app.router.add_get("/api/models/{org}/{name}", self._model)
         app.router.add_get("/v1/models", self._router_models)
         app.router.add_get("/{org}/{name}/resolve/{revision}/{path:.+}", self._resolve)  # and HEAD
         return app
@@ -256,6 +264,16 @@ class FakeHub(LocalServer):
         if body is None:
             return web.json_response({"error": "Invalid credentials in Authorization header"}, status=401)
         return web.json_response(body)
+
+    async def _model(self, request: web.Request) -> web.StreamResponse:
+        scripted = await self._scripted(request)
+        if scripted is not None:
+            return scripted
+        model = f"{request.match_info['org']}/{request.match_info['name']}"
+        mapping = self.provider_mappings.get(model)
+        if mapping is None:
+            return web.json_response({"error": "Repository not found"}, status=404)
+        return web.json_response({"_id": f"fake-{model}", "id": model, "inferenceProviderMapping": mapping})
 
     async def _search(self, request: web.Request) -> web.StreamResponse:
         scripted = await self._scripted(request)

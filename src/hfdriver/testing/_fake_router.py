@@ -8,12 +8,13 @@ import json
 import math
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
 from aiohttp import web
 
+from hfdriver.testing._fake_embeddings import hf_embeddings_body, openai_embeddings_body
 from hfdriver.testing._responses import FakeResponse, completion_body, stream_events
 from hfdriver.testing._server import LocalServer
 
@@ -93,9 +94,14 @@ class FakeRouter(LocalServer):
     ...         driver = HuggingFaceDriver(token="hf_test", base_url=router.base_url)
     ...         assert (await driver.generate(request)).text == "Paris"
 
-    Routes: ``POST /v1/chat/completions`` (unary and SSE) and ``GET /v1/models``.
+    Routes: ``POST /v1/chat/completions`` (unary and SSE), ``GET /v1/models``, and embeddings as
+    the router has them: ``POST /{provider}/v1/embeddings`` (deepinfra's ``/v1/openai/embeddings``),
+    ``POST /hf-inference/models/{id}/pipeline/feature-extraction`` and an endpoint's
+    ``POST /v1/embeddings`` (floats or ``encoding_format="base64"``, ``dimensions``).
     Answers come from a FIFO queue (:meth:`enqueue`); when it is empty the router echoes the
-    last user message (``"echo: <text>"``), streaming it word by word when ``stream`` is set.
+    last user message (``"echo: <text>"``), streaming it word by word when ``stream`` is set,
+    and embeds each input as a unit vector that depends only on its text (384 dimensions, or
+    ``dimensions``).
     ``token`` makes it answer 401 to any other bearer token. Every request is recorded in
     :attr:`requests` (``record=False`` keeps only counters, for long benchmarks).
 
@@ -149,6 +155,10 @@ class FakeRouter(LocalServer):
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/hf-inference/models/{model:.+}/pipeline/feature-extraction", self._embeddings)
+        app.router.add_post("/{provider}/v1/embeddings", self._embeddings)
+        app.router.add_post("/{provider}/v1/openai/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/_fake/stats", self._stats)
         app.router.add_post("/_fake/reset", self._reset)
@@ -265,7 +275,8 @@ class FakeRouter(LocalServer):
             )
         return web.json_response({"object": "list", "data": self.models}, headers=self._headers({}))
 
-    async def _chat(self, request: web.Request) -> web.StreamResponse:
+    async def _admit(self, request: web.Request) -> tuple[Any, web.Response | None]:
+        """Record an inference request; answer it 401 or 429 when the fake says so."""
         raw = await request.read()
         try:
             body: Any = json.loads(raw)
@@ -276,7 +287,7 @@ class FakeRouter(LocalServer):
                 RecordedRequest(request.method, request.path, dict(request.headers), body, _peer(request))
             )
         if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
-            return web.json_response(
+            return body, web.json_response(
                 {"error": "Invalid credentials in Authorization header"},
                 status=401,
                 headers=self._headers({}),
@@ -285,18 +296,43 @@ class FakeRouter(LocalServer):
         if wait is not None:
             self.rate_limited += 1
             retry_after = f"{wait:.3f}" if self.fractional_retry_after else str(max(1, math.ceil(wait)))
-            return web.json_response(
+            return body, web.json_response(
                 {"error": "Rate limit reached: too many requests, please retry later"},
                 status=429,
                 headers=self._headers({"Retry-After": retry_after}),
             )
-        scripted = self._rule_for(body) or (self._queue.popleft() if self._queue else self._echo(body))
+        return body, None
+
+    async def _answer(
+        self, request: web.Request, body: Any, default: Callable[[Any], FakeResponse]
+    ) -> web.StreamResponse:
+        scripted = self._rule_for(body) or (self._queue.popleft() if self._queue else default(body))
         if self.latency:
             await asyncio.sleep(self.latency)
         if 200 <= scripted.status < 300:
             self.served += 1
             self.served_at.append(time.monotonic())
         return await self._send(request, scripted)
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body, refused = await self._admit(request)
+        if refused is not None:
+            return refused
+        return await self._answer(request, body, self._echo)
+
+    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
+        """OpenAI-style ``/v1/embeddings`` (also under ``/{provider}/v1/...``) and hf-inference's
+        ``/hf-inference/models/{id}/pipeline/feature-extraction``."""
+        body, refused = await self._admit(request)
+        if refused is not None:
+            return refused
+        shape = hf_embeddings_body if "model" in request.match_info else openai_embeddings_body
+
+        def computed(sent: Any) -> FakeResponse:
+            status, answer = shape(sent)
+            return FakeResponse(status=status, json=answer)
+
+        return await self._answer(request, body, computed)
 
     def _echo(self, body: Any) -> FakeResponse:
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):

@@ -25,7 +25,6 @@ import attrs
 import tenacity
 
 from hfdriver.errors import HuggingFaceError
-from hfdriver.telemetry import current_call
 from hfdriver.transport._policy import RetryPolicy
 
 __all__ = [
@@ -39,6 +38,8 @@ __all__ = [
     "is_retryable",
     "is_testing",
     "log_retry",
+    "quiet_retry_log",
+    "reset_retry_log",
     "set_on_retry_hooks",
     "reset_attempt_gate",
     "set_testing",
@@ -94,8 +95,26 @@ class RetryDetails:
 RetryHook = Callable[[RetryDetails], None]
 
 
+_retry_log_quiet: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "hfdriver_retry_log_quiet", default=False
+)
+
+
+def quiet_retry_log(quiet: bool = True) -> contextvars.Token[bool]:
+    """Silence :func:`log_retry` in this context (and the tasks it starts) without touching the
+    hook list: a progress bar that counts retries itself. Undo with :func:`reset_retry_log`."""
+    return _retry_log_quiet.set(quiet)
+
+
+def reset_retry_log(token: contextvars.Token[bool]) -> None:
+    """Undo :func:`quiet_retry_log`."""
+    _retry_log_quiet.reset(token)
+
+
 def log_retry(details: RetryDetails) -> None:
     """The default hook: one WARNING line on the ``hfdriver`` logger per scheduled retry."""
+    if _retry_log_quiet.get():
+        return
     status = f" (status {details.status})" if details.status else ""
     logger.warning(
         "hfdriver: %s failed with %s%s on attempt %d of %d; retrying in %.2fs",
@@ -109,29 +128,34 @@ def log_retry(details: RetryDetails) -> None:
     )
 
 
-_DEFAULT_HOOKS: tuple[RetryHook, ...] = (log_retry,)
-_hooks: tuple[RetryHook, ...] = _DEFAULT_HOOKS
+_defaults: list[RetryHook] = [log_retry]
+_custom: tuple[RetryHook, ...] | None = None
 
 
 def set_on_retry_hooks(hooks: Iterable[RetryHook] | None) -> None:
-    """Replace the retry hooks. ``None`` restores the default (:func:`log_retry`); ``[]`` silences.
+    """Replace the retry hooks. ``None`` restores the defaults (:func:`log_retry`, and the span
+    event once telemetry is in use); ``[]`` silences.
 
     A hook that raises is logged and ignored: instrumentation never breaks a call.
     """
-    global _hooks
-    _hooks = _DEFAULT_HOOKS if hooks is None else tuple(hooks)
+    global _custom
+    _custom = None if hooks is None else tuple(hooks)
+
+
+def add_default_retry_hook(hook: RetryHook) -> None:
+    """Add ``hook`` to the default hooks (once): what a layer above the transport installs when it
+    is in use (telemetry's span events). Hooks set with :func:`set_on_retry_hooks` stay as set."""
+    if hook not in _defaults:
+        _defaults.append(hook)
 
 
 def get_on_retry_hooks() -> tuple[RetryHook, ...]:
     """The hooks in effect."""
-    return _hooks
+    return _custom if _custom is not None else tuple(_defaults)
 
 
 def _run_hooks(details: RetryDetails) -> None:
-    call = current_call()
-    if call is not None:  # an OpenTelemetry span is recording this call: a retry event on it
-        call.retry(details)
-    for hook in _hooks:
+    for hook in get_on_retry_hooks():
         try:
             hook(details)
         except Exception:  # noqa: PERF203 - each hook is isolated from the others
