@@ -44,11 +44,15 @@ demo *args:
     {{python}} examples/chat.py {{args}}
 
 # All benchmarks: client CPU vs raw aiohttp, local tokens/s vs llama.cpp, serve requests/s and CPU, batches.
-bench: bench-client bench-local bench-serve bench-serve-cpu bench-batch bench-ray bench-embed
+bench: bench-client bench-local bench-serve bench-serve-cpu bench-batch bench-ray bench-embed bench-tasks
 
 # Client CPU per request / per chunk: raw aiohttp vs hfdriver (and peers when installed).
 bench-client *args:
     {{python}} benchmarks/bench_client.py {{args}}
+
+# Tasks: TaskClient's CPU per call against huggingface_hub's AsyncInferenceClient (and raw aiohttp).
+bench-tasks *args:
+    {{python}} benchmarks/bench_tasks.py {{args}}
 
 # Embeddings: client CPU vs raw aiohttp and peers, memory of a 100,000 x 384 answer, local and serve texts/s.
 bench-embed *args:

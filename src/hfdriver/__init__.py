@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from hfdriver.fallback import FallbackDriver
     from hfdriver.hub import HubClient
     from hfdriver.huggingface import HuggingFaceDriver
+    from hfdriver.tasks import Media, TaskClient
     from hfdriver.telemetry import InstrumentedDriver
     from hfdriver.transport import RetryDetails, RetryPolicy, Timeouts
 
@@ -61,6 +62,8 @@ _LAZY = {
     "RetryPolicy": "hfdriver.transport",
     "Timeouts": "hfdriver.transport",
     "HubClient": "hfdriver.hub",
+    "Media": "hfdriver.tasks",
+    "TaskClient": "hfdriver.tasks",
     "create_driver": "hfdriver.config",
     "load_config": "hfdriver.config",
 }
@@ -84,6 +87,7 @@ __all__ = [
     "HubClient",
     "Image",
     "InstrumentedDriver",
+    "Media",
     "Message",
     "Output",
     "ResponseFormat",
@@ -92,6 +96,7 @@ __all__ = [
     "RetryPolicy",
     "Role",
     "StreamChunk",
+    "TaskClient",
     "Text",
     "Timeouts",
     "Token",

@@ -7,9 +7,9 @@ never skip a wrapper silently, and an operation the inner driver lacks is a clea
 from __future__ import annotations
 
 from collections.abc import Iterator
-from types import TracebackType
 from typing import TypeVar
 
+from hfdriver._closing import Closing
 from hfdriver.driver import Driver, DriverInfo, ResponseStream, describe, driver_identity
 from hfdriver.dto.embed import EmbedRequest, EmbedResponse
 from hfdriver.dto.request import GenerateRequest
@@ -36,7 +36,7 @@ async def embed_with(driver: object, request: EmbedRequest) -> EmbedResponse:
     return response
 
 
-class DriverWrapper:
+class DriverWrapper(Closing):
     """A driver around ``inner``; subclasses override the operations they change."""
 
     def __init__(self, inner: Driver) -> None:
@@ -67,14 +67,6 @@ class DriverWrapper:
     # ------------------------------------------------------------------ lifecycle
     async def aclose(self) -> None:
         await self.inner.aclose()
-
-    async def __aenter__(self: _W) -> _W:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 def layers(driver: object) -> Iterator[object]:

@@ -19,11 +19,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from types import TracebackType
 from typing import TypeVar
 
 import attrs
 
+from hfdriver._closing import Closing
 from hfdriver._wrapper import embed_with
 from hfdriver.driver import Driver, DriverInfo, ResponseStream, describe, driver_identity
 from hfdriver.dto.embed import EmbedRequest, EmbedResponse
@@ -93,7 +93,7 @@ class Route:
         return state is not None and state[1] > now
 
 
-class FallbackDriver:
+class FallbackDriver(Closing):
     """Try ``drivers`` in order (see the module docstring). Chat, streams and embeddings fall back
     alike.
 
@@ -266,14 +266,6 @@ class FallbackDriver:
                 errors.append(exc)
         if errors:
             raise errors[0]
-
-    async def __aenter__(self) -> FallbackDriver:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 def _name_of(driver: Driver, index: int) -> str:

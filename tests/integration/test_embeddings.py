@@ -350,7 +350,8 @@ async def test_named_providers_that_cannot_embed_the_model(fakes: tuple[FakeRout
     router, _ = fakes
     async with driver_for(router) as driver:
         for model, words in (
-            ("Qwen/Qwen3-Embedding-8B:together", "'together' is not one hfdriver knows"),
+            ("Qwen/Qwen3-Embedding-8B:fal-ai", "'fal-ai' is not one hfdriver knows"),
+            ("Qwen/Qwen3-Embedding-8B:together", "together does not serve it"),
             (f"{BGE}:sambanova", "sambanova does not serve it"),
             ("meta-llama/Llama-3.2-1B-Instruct:novita", "'novita' is not one"),
         ):

@@ -101,3 +101,12 @@ def test_embed_offline_with_the_embedded_model_ranks_by_meaning() -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "640 dimensions" in lines[0] and "Eiffel Tower is in Paris" in lines[1]
+
+
+def test_tasks_example_runs_offline() -> None:
+    result = run("tasks.py")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("text-to-image: ") and "image/png" in lines[0]
+    assert lines[1] == "automatic-speech-recognition: 'A man said to the universe, Sir, I exist.'"
+    assert lines[2] == "text-classification: POSITIVE 0.9998, NEGATIVE 0.0002"

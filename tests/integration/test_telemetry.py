@@ -408,3 +408,30 @@ async def test_embeddings_make_an_embeddings_span_client_and_server(router: Fake
     )
     assert inner.parent is not None and inner.parent.span_id == outer.context.span_id
     assert outer.attributes["gen_ai.embeddings.dimension.count"] == 384
+
+
+async def test_a_task_call_is_one_span_with_its_job_polls_as_events(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hfdriver.tasks import TaskClient
+    from hfdriver.testing import FakeHub
+
+    async with FakeRouter() as router, FakeRouter() as media, FakeHub() as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        hub.provider_mappings["org/video"] = [
+            {"provider": "fal-ai", "providerId": "fal-ai/video", "status": "live", "task": "text-to-video"}
+        ]
+        router.fal_queue_job("fal-ai/video", {"video": {"url": f"{media.url}/v.mp4"}}, pending=2)
+        media.script("/v.mp4", FakeResponse(body=b"\x00\x00\x00\x18ftypmp42"))
+        async with TaskClient(token="hf_secret_token_123", router_url=router.url, poll_interval=0.001) as hf:
+            await hf.text_to_video("a secret prompt", model="org/video")
+    span = only_span()
+    assert (
+        span.name == "text-to-video org/video" and span.attributes["gen_ai.operation.name"] == "text-to-video"
+    )
+    assert span.attributes["hfdriver.inference_provider"] == "fal-ai"
+    names = [event.name for event in span.events]
+    assert names.count("hfdriver.job.poll") == 2 and names[-1] == "hfdriver.job.done"
+    assert "a secret prompt" not in repr(dict(span.attributes)) and "hf_secret" not in repr(
+        dict(span.attributes)
+    )

@@ -12,14 +12,14 @@ import traceback
 from collections.abc import Sequence
 
 from hfdriver._version import __version__
-from hfdriver.cli import auth, batch, cache, chat, config, embed, local, models, ollama, serve
+from hfdriver.cli import auth, batch, cache, chat, config, embed, local, models, ollama, serve, task
 from hfdriver.cli._common import UsageError, global_options, out
 from hfdriver.errors import HuggingFaceError
 
 __all__ = ["build_parser", "main", "run"]
 
 # One module per command group; each registers its subparsers and their handlers.
-COMMANDS = (chat, embed, batch, models, auth, config, cache, local, serve, ollama)
+COMMANDS = (chat, embed, task, batch, models, auth, config, cache, local, serve, ollama)
 
 
 def build_parser() -> argparse.ArgumentParser:

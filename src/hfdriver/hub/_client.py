@@ -6,10 +6,10 @@ import json
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
+from hfdriver._closing import Closing
 from hfdriver.auth import NoToken, Token, missing_token_message, resolve_token
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, strip_url_credentials
 from hfdriver.hub._catalogue import merge_catalogue
@@ -68,7 +68,7 @@ def hub_offline(env: Mapping[str, str] | None = None) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
-class HubClient:
+class HubClient(Closing):
     """An async client for the Hub API and the router's model catalogue.
 
     Args:
@@ -116,14 +116,6 @@ class HubClient:
         token = self._token.masked if self._token else None
         endpoint, router_url = strip_url_credentials(self.endpoint), strip_url_credentials(self.router_url)
         return f"HubClient(endpoint={endpoint!r}, router_url={router_url!r}, token={token!r})"
-
-    async def __aenter__(self) -> HubClient:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the client's own session (never a caller's)."""
@@ -277,7 +269,8 @@ class HubClient:
         provider preferences (``GET /api/models/{id}?expand[]=inferenceProviderMapping``).
 
         ``NOT_FOUND`` for an unknown model; an empty tuple when no provider serves it."""
-        if not model or model.count("/") != 1 or not model.isprintable():
+        if not model or model.count("/") > 1 or not model.isprintable() or " " in model:
+            # (a legacy canonical id such as 'gpt2' has no org)
             raise HuggingFaceError(
                 HuggingFaceErrorKind.INVALID_REQUEST, f"model: {model!r} is not 'org/name'"
             )

@@ -6,9 +6,9 @@ import json
 import logging
 import weakref
 from collections.abc import Mapping, Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from hfdriver._closing import Closing
 from hfdriver.auth import NO_TOKEN, NoToken, Token, missing_token_message, resolve_token
 from hfdriver.driver import DriverInfo
 from hfdriver.dto.embed import EmbedRequest, EmbedResponse
@@ -57,7 +57,7 @@ def _is_router(base_url: str) -> bool:
     return base_url.rstrip("/").startswith(ROUTER_ROOT)
 
 
-class HuggingFaceDriver:
+class HuggingFaceDriver(Closing):
     """Chat completions over the Hugging Face router, or any OpenAI-compatible ``/v1``.
 
     Args:
@@ -198,7 +198,7 @@ class HuggingFaceDriver:
             owner="HuggingFaceDriver",
         )
         self._stream_headers = {**self._http.headers, "Accept": "text/event-stream"}
-        self._embed_providers = ProviderResolver(self._provider_mapping, EMBED_TASK, EMBED_ROUTES)
+        self._providers = ProviderResolver(self._provider_mapping)
         self._endpoint_route = ENDPOINT_ROUTE
 
     def __repr__(self) -> str:
@@ -229,16 +229,6 @@ class HuggingFaceDriver:
         return self._token
 
     # ------------------------------------------------------------------ lifecycle
-    async def __aenter__(self) -> HuggingFaceDriver:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close open streams and the driver's own session (never a caller's session). Safe to
@@ -398,7 +388,9 @@ class HuggingFaceDriver:
                 "'BAAI/bge-small-en-v1.5') or HuggingFaceDriver(model=...)",
             )
         model, suffix = split_model(named)
-        chosen = await self._embed_providers.resolve(model, suffix or request.routing or self.routing)
+        chosen = await self._providers.resolve(
+            model, suffix or request.routing or self.routing, EMBED_TASK, EMBED_ROUTES
+        )
         route = EMBED_ROUTES[chosen.provider]
         url = f"{self.router_url}/{chosen.provider}{route.path.format(model=chosen.provider_model)}"
         body = encode_body(route.payload(request, chosen.provider_model))

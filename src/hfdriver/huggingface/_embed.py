@@ -162,6 +162,7 @@ EMBED_ROUTES: dict[str, EmbedRoute] = {
     "sambanova": EmbedRoute("/v1/embeddings", *_OPENAI),
     "nebius": EmbedRoute("/v1/embeddings", *_OPENAI),
     "scaleway": EmbedRoute("/v1/embeddings", *_OPENAI),
+    "together": EmbedRoute("/v1/embeddings", *_OPENAI),
     "deepinfra": EmbedRoute("/v1/openai/embeddings", *_OPENAI),
 }
 """The providers that embed through the router (task ``feature-extraction``), and how."""

@@ -71,16 +71,15 @@ def _listing(entries: tuple[ProviderMapping, ...]) -> str:
 
 
 class ProviderResolver:
-    """Resolve ``(model, routing)`` to a provider for ``task``, among the providers in ``known``."""
+    """Resolve ``(model, routing)`` to a provider for a task, among the providers hfdriver knows
+    for it; one Hub look-up per model, whatever the task."""
 
-    def __init__(self, lookup: Lookup, task: str, known: Collection[str]) -> None:
+    def __init__(self, lookup: Lookup) -> None:
         self._lookup = lookup
-        self.task = task
-        self.known = tuple(known)
         self._mappings: dict[str, asyncio.Future[tuple[ProviderMapping, ...]]] = {}
         self._warned: set[tuple[str, str]] = set()
 
-    async def mapping(self, model: str) -> tuple[ProviderMapping, ...]:
+    async def mapping(self, model: str, task: str = "inference") -> tuple[ProviderMapping, ...]:
         """The Hub's mapping of ``model`` (looked up once; a failed look-up is tried again later)."""
         future = self._mappings.get(model)
         if future is None:
@@ -93,7 +92,7 @@ class ProviderResolver:
                         raise
                     raise HuggingFaceError(
                         HuggingFaceErrorKind.NOT_FOUND,
-                        f"the Hub has no model {model} (asked who serves it for {self.task}): check its "
+                        f"the Hub has no model {model} (asked who serves it for {task}): check its "
                         "id, 'org/name' as on huggingface.co, and for a gated or private model, the token",
                         status=exc.status,
                         request_id=exc.request_id,
@@ -106,27 +105,33 @@ class ProviderResolver:
                 raise
         return await asyncio.shield(future)
 
-    def _refuse(self, model: str, why: str) -> HuggingFaceError:
+    @staticmethod
+    def _refuse(model: str, task: str, known: Collection[str], why: str) -> HuggingFaceError:
         return HuggingFaceError(
             HuggingFaceErrorKind.MODEL_NOT_SUPPORTED,
-            f"{model} cannot be used for {self.task} through the router: {why}. hfdriver sends {self.task} "
-            f"to: {', '.join(self.known)}; name one with a ':provider' suffix, or pick another model",
+            f"{model} cannot be used for {task} through the router: {why}. hfdriver sends {task} "
+            f"to: {', '.join(known)}; name one with a ':provider' suffix, or pick another model",
         )
 
-    async def resolve(self, model: str, routing: str | None) -> Resolved:
-        """The provider for ``model`` (bare ``org/name``) with ``routing`` (a provider, a policy or
-        ``None``)."""
-        if routing is not None and routing not in ROUTING_POLICIES:
-            if routing not in self.known:
-                raise self._refuse(model, f"provider {routing!r} is not one hfdriver knows for {self.task}")
+    async def resolve(self, model: str, routing: str | None, task: str, known: Collection[str]) -> Resolved:
+        """The provider for ``model`` (bare ``org/name``) and ``task`` with ``routing`` (a provider,
+        a policy or ``None``), among the providers in ``known``."""
+        known = tuple(known)
+        if routing is not None and routing not in ROUTING_POLICIES and routing != "auto":
+            if routing not in known:
+                raise self._refuse(
+                    model, task, known, f"provider {routing!r} is not one hfdriver knows for {task}"
+                )
             if routing == "hf-inference":
                 return Resolved("hf-inference", model)
-            entries = await self.mapping(model)
+            entries = await self.mapping(model, task)
             for entry in entries:
                 if entry.provider != routing:
                     continue
-                if not _serves(entry, self.task):
-                    raise self._refuse(model, f"{routing} serves it for {entry.task}, not {self.task}")
+                if not _serves(entry, task):
+                    raise self._refuse(
+                        model, task, known, f"{routing} serves it for {entry.task}, not {task}"
+                    )
                 if entry.status != "live" and (model, routing) not in self._warned:
                     self._warned.add((model, routing))
                     logger.warning(
@@ -136,9 +141,18 @@ class ProviderResolver:
                         routing,
                     )
                 return Resolved(routing, entry.provider_id or model)
-            raise self._refuse(model, f"{routing} does not serve it ({_listing(entries)})")
-        entries = await self.mapping(model)
+            raise self._refuse(model, task, known, f"{routing} does not serve it ({_listing(entries)})")
+        entries = await self.mapping(model, task)
         for entry in entries:
-            if entry.status == "live" and entry.provider in self.known and _serves(entry, self.task):
-                return Resolved(entry.provider, entry.provider_id or model)
-        raise self._refuse(model, _listing(entries))
+            if entry.status != "live" or not _serves(entry, task):
+                continue
+            if entry.provider not in known:
+                logger.debug(
+                    "hfdriver: skipping provider %s for %s (%s): not one hfdriver knows",
+                    entry.provider,
+                    model,
+                    task,
+                )
+                continue
+            return Resolved(entry.provider, entry.provider_id or model)
+        raise self._refuse(model, task, known, _listing(entries))

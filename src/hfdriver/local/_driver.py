@@ -13,9 +13,9 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
+from hfdriver._closing import Closing
 from hfdriver.driver import DriverInfo
 from hfdriver.dto.embed import EmbedRequest, EmbedResponse
 from hfdriver.dto.request import GenerateRequest, Image
@@ -93,7 +93,7 @@ def _n_gpu_layers(device: str, llama_cpp: Any) -> int:
     return -1 if supported else 0
 
 
-class LocalDriver:
+class LocalDriver(Closing):
     """Run a GGUF model in-process (extra ``local``).
 
     Args:
@@ -215,13 +215,6 @@ class LocalDriver:
         )
 
     # ------------------------------------------------------------------ lifecycle
-    async def __aenter__(self) -> LocalDriver:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Wait for the running generation and embedding, then free the model."""

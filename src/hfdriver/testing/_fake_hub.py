@@ -200,6 +200,7 @@ class FakeHub(LocalServer):
         app.router.add_get("/api/models", self._search)
         app.router.add_get("/api/models/{org}/{name}/tree/{revision}", self._tree)
         app.router.add_get("/api/models/{org}/{name}", self._model)
+        app.router.add_get("/api/models/{name}", self._model)  # legacy ids without an org (gpt2)
         app.router.add_get("/v1/models", self._router_models)
         app.router.add_get("/{org}/{name}/resolve/{revision}/{path:.+}", self._resolve)  # and HEAD
         return app
@@ -269,7 +270,8 @@ class FakeHub(LocalServer):
         scripted = await self._scripted(request)
         if scripted is not None:
             return scripted
-        model = f"{request.match_info['org']}/{request.match_info['name']}"
+        org = request.match_info.get("org")
+        model = f"{org}/{request.match_info['name']}" if org else request.match_info["name"]
         mapping = self.provider_mappings.get(model)
         if mapping is None:
             return web.json_response({"error": "Repository not found"}, status=404)

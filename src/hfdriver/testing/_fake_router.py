@@ -15,6 +15,7 @@ import attrs
 from aiohttp import web
 
 from hfdriver.testing._fake_embeddings import hf_embeddings_body, openai_embeddings_body
+from hfdriver.testing._fake_tasks import TaskScripts
 from hfdriver.testing._responses import FakeResponse, completion_body, stream_events
 from hfdriver.testing._server import LocalServer
 
@@ -61,12 +62,20 @@ class RecordedRequest:
     json: Any
     peer: str | None = None
     """The client's ``host:port``: the same value twice means a pooled connection was reused."""
+    query: str = ""
+    """The query string, without ``?``."""
+    body: bytes = b""
+    """The raw body (an uploaded image or sound; JSON bodies are in ``json`` too)."""
 
 
 def _peer(request: web.Request) -> str | None:
     transport = request.transport
     peer = transport.get_extra_info("peername") if transport is not None else None
     return f"{peer[0]}:{peer[1]}" if peer else None
+
+
+def _not_scripted(request: web.Request) -> FakeResponse:
+    return FakeResponse.error(404, f"FakeRouter: nothing scripted for {request.method} {request.path_qs}")
 
 
 def _last_user_text(body: Any) -> str:
@@ -85,7 +94,7 @@ def _last_user_text(body: Any) -> str:
     return ""
 
 
-class FakeRouter(LocalServer):
+class FakeRouter(TaskScripts, LocalServer):
     """A real aiohttp server on 127.0.0.1 (random port) that speaks chat completions.
 
     >>> async def test_my_app():  # doctest: +SKIP
@@ -151,6 +160,7 @@ class FakeRouter(LocalServer):
         self._queue: deque[FakeResponse] = deque()
         self._ids = itertools.count(1)
         self._live: set[asyncio.Task[Any]] = set()
+        self._init_scripts()
 
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -162,6 +172,7 @@ class FakeRouter(LocalServer):
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/_fake/stats", self._stats)
         app.router.add_post("/_fake/reset", self._reset)
+        app.router.add_route("*", "/{tail:.*}", self._any)  # scripted routes: tasks, jobs, media
         return app
 
     def stats(self) -> dict[str, Any]:
@@ -284,7 +295,15 @@ class FakeRouter(LocalServer):
             body = None
         if self.record:
             self.requests.append(
-                RecordedRequest(request.method, request.path, dict(request.headers), body, _peer(request))
+                RecordedRequest(
+                    request.method,
+                    request.path,
+                    dict(request.headers),
+                    body,
+                    _peer(request),
+                    request.query_string,
+                    raw,
+                )
             )
         if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
             return body, web.json_response(
@@ -306,7 +325,11 @@ class FakeRouter(LocalServer):
     async def _answer(
         self, request: web.Request, body: Any, default: Callable[[Any], FakeResponse]
     ) -> web.StreamResponse:
-        scripted = self._rule_for(body) or (self._queue.popleft() if self._queue else default(body))
+        scripted = (
+            self._take_script(request)
+            or self._rule_for(body)
+            or (self._queue.popleft() if self._queue else default(body))
+        )
         if self.latency:
             await asyncio.sleep(self.latency)
         if 200 <= scripted.status < 300:
@@ -333,6 +356,13 @@ class FakeRouter(LocalServer):
             return FakeResponse(status=status, json=answer)
 
         return await self._answer(request, body, computed)
+
+    async def _any(self, request: web.Request) -> web.StreamResponse:
+        """Any other route: its script (:meth:`script`), else the shared queue, else a 404."""
+        body, refused = await self._admit(request)
+        if refused is not None:
+            return refused
+        return await self._answer(request, body, lambda _: _not_scripted(request))
 
     def _echo(self, body: Any) -> FakeResponse:
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
