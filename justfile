@@ -44,7 +44,7 @@ demo *args:
     {{python}} examples/chat.py {{args}}
 
 # All benchmarks: client CPU vs raw aiohttp, local tokens/s vs llama.cpp, serve requests/s and CPU, batches.
-bench: bench-client bench-local bench-serve bench-serve-cpu bench-batch bench-ray bench-embed bench-tasks
+bench: bench-client bench-local bench-serve bench-serve-cpu bench-responses bench-batch bench-ray bench-embed bench-tasks
 
 # Client CPU per request / per chunk: raw aiohttp vs hfdriver (and peers when installed).
 bench-client *args:
@@ -57,6 +57,10 @@ bench-tasks *args:
 # Embeddings: client CPU vs raw aiohttp and peers, memory of a 100,000 x 384 answer, local and serve texts/s.
 bench-embed *args:
     {{python}} benchmarks/bench_embed.py {{args}}
+
+# Server CPU per streamed event: /v1/responses against /v1/chat/completions, both through `hfdriver serve`.
+bench-responses *args:
+    {{python}} benchmarks/bench_responses.py {{args}}
 
 # LocalDriver tokens/s against llama-cpp-python called directly (same model and settings).
 bench-local *args:

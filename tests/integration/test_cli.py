@@ -304,6 +304,48 @@ async def test_serve_subprocess_health_chat_and_clean_shutdown(env: dict[str, ob
     assert await asyncio.wait_for(proc.wait(), timeout=30) == 0
 
 
+async def _serve(env: dict[str, object], *args: str) -> tuple[asyncio.subprocess.Process, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hfdriver.cli", "serve", "--port", "0", *args,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=dict(env["environ"]),  # type: ignore[call-overload]
+    )  # fmt: skip
+    assert proc.stderr is not None
+    line = (await asyncio.wait_for(proc.stderr.readline(), timeout=30)).decode()
+    return proc, line.split(" at ", 1)[1].split()[0]
+
+
+async def test_serve_keeps_stored_responses_across_restarts_unless_no_store(env: dict[str, object]) -> None:
+    import aiohttp
+
+    store = Path(env["environ"]["HF_HOME"]) / "hfdriver" / "responses.sqlite"  # type: ignore[index]
+    body = {"model": "meta-llama/Llama-3.2-1B-Instruct", "input": "remember me"}
+    proc, base = await _serve(env)
+    async with aiohttp.ClientSession() as session:
+        async with session.post(base + "/responses", json=body) as resp:
+            stored = (await resp.json())["id"]
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), timeout=30) == 0
+        assert store.is_file()
+        proc, base = await _serve(env)
+        async with session.get(f"{base}/responses/{stored}") as resp:
+            assert (
+                resp.status == 200
+                and (await resp.json())["output"][0]["content"][0]["text"] == "echo: remember me"
+            )
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), timeout=30) == 0
+        store.unlink()
+        proc, base = await _serve(env, "--no-store")
+        async with session.post(base + "/responses", json=body) as resp:
+            kept = (await resp.json())["id"]
+        async with session.get(f"{base}/responses/{kept}") as resp:
+            assert resp.status == 200  # in memory, for this process's life
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), timeout=30) == 0
+    assert not store.exists()
+
+
 async def test_local_pull_list_rm(env: dict[str, object]) -> None:
     hub: FakeHub = env["hub"]  # type: ignore[assignment]
     hub.add_file("acme/tiny-GGUF", "tiny-Q4_K_M.gguf", b"GGUF" + b"\0" * 50_000)

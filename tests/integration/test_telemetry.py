@@ -168,16 +168,26 @@ def test_nothing_is_created_without_a_provider() -> None:
     assert result.returncode == 0, result.stderr
 
 
-async def test_serve_makes_a_server_span_with_the_driver_span_inside(router: FakeRouter) -> None:
+@pytest.mark.parametrize(
+    ("paths", "body"),
+    [
+        (("/v1/chat/completions",) * 2, {"messages": [{"role": "user", "content": "hi"}]}),
+        (("/v1/responses", "/responses"), {"input": "hi"}),
+    ],
+    ids=["chat", "responses"],
+)
+async def test_serve_makes_a_server_span_with_the_driver_span_inside(
+    router: FakeRouter, paths: tuple[str, str], body: dict[str, Any]
+) -> None:
     import aiohttp
 
     from hfdriver.server import OpenAIServer
 
     driver = HuggingFaceDriver("hf_x", base_url=router.base_url, model=MODEL)
     async with OpenAIServer(driver, port=0) as server, aiohttp.ClientSession() as session:
-        for stream in (False, True):
-            body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": stream}
-            async with session.post(f"{server.base_url}/chat/completions", json=body) as resp:
+        root = server.base_url.removesuffix("/v1")
+        for path, stream in zip(paths, (False, True), strict=True):
+            async with session.post(root + path, json={"model": MODEL, **body, "stream": stream}) as resp:
                 assert resp.status == 200
                 await resp.read()
     await driver.aclose()
@@ -186,12 +196,13 @@ async def test_serve_makes_a_server_span_with_the_driver_span_inside(router: Fak
     clients = [s for s in spans if s.kind is trace.SpanKind.CLIENT]
     assert len(servers) == 2 and len(clients) == 2
     for server_span in servers:
+        assert server_span.attributes["gen_ai.operation.name"] == "chat"
         child = next(
             c for c in clients if c.parent is not None and c.parent.span_id == server_span.context.span_id
         )
         assert child.context.trace_id == server_span.context.trace_id
         assert list(server_span.attributes["gen_ai.response.finish_reasons"]) == ["stop"]
-    # The unary request reports usage (the streamed one did not ask for it: stream_options).
+    # The unary request reports usage (a streamed chat request did not ask for it: stream_options).
     assert any(s.attributes.get("gen_ai.usage.output_tokens") for s in servers)
 
 

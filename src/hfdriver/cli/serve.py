@@ -12,7 +12,14 @@ from typing import Any
 from hfdriver.auth import read_token_file
 from hfdriver.cli.chat import chat_driver
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
-from hfdriver.server import DEFAULT_HOST, DEFAULT_PORT, OpenAIServer
+from hfdriver.server import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    MemoryResponseStore,
+    OpenAIServer,
+    ResponseStore,
+    SQLiteResponseStore,
+)
 
 __all__ = ["API_KEY_ENV", "register"]
 
@@ -52,6 +59,12 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     serve.add_argument("--model", help="model to serve (overrides the configuration)")
     serve.add_argument("--local", action="store_true", help="serve the embedded local model (llama.cpp)")
     serve.add_argument("--max-request-bytes", type=_positive_int, default=4 * 1024 * 1024)
+    serve.add_argument(
+        "--no-store",
+        action="store_true",
+        help="keep stored Responses API responses in memory only (default: a SQLite file beside the cache, "
+        "kept across restarts)",
+    )
     serve.set_defaults(func=run_serve)
 
 
@@ -108,6 +121,7 @@ def _api_key(args: argparse.Namespace) -> str | None:
 async def run_serve(args: argparse.Namespace) -> int:
     api_key = _api_key(args)
     driver = chat_driver(args)
+    store: ResponseStore = MemoryResponseStore() if args.no_store else SQLiteResponseStore()
     server = OpenAIServer(
         driver,
         host=args.host,
@@ -116,6 +130,7 @@ async def run_serve(args: argparse.Namespace) -> int:
         max_request_bytes=args.max_request_bytes,
         allowed_hosts=args.allowed_host,
         allowed_origins=args.allowed_origin,
+        response_store=store,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

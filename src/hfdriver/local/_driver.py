@@ -338,6 +338,7 @@ class LocalDriver(Closing):
         payload = to_payload(request, model=self.model, stream=True)
         payload.pop("model", None)
         payload.pop("stream_options", None)
+        payload.pop("reasoning_effort", None)  # a hint for reasoning models; llama.cpp has no such setting
         if "stop" in payload:
             payload["stop"] = list(payload["stop"])
         if request.max_tokens is None and self.default_max_tokens is not None:

@@ -28,7 +28,7 @@ from hfdriver.dto.response import GenerateResponse, Usage
 from hfdriver.dto.stream import StreamChunk
 from hfdriver.errors import invalid_request
 
-__all__ = ["chunk_payload", "request_from_payload", "response_payload", "usage_payload"]
+__all__ = ["chunk_payload", "image_input", "request_from_payload", "response_payload", "usage_payload"]
 
 # Accepted and ignored: they change nothing a driver does, or are client bookkeeping.
 _IGNORED = frozenset(
@@ -59,19 +59,22 @@ def _content(role: Role, value: Any, index: int) -> list[Input]:
             detail = part["image_url"].get("detail") if isinstance(part.get("image_url"), dict) else None
             if not isinstance(url, str):
                 raise invalid_request(field, "an image_url part needs a url")
-            inputs.append(_image(url, detail))
+            inputs.append(image_input(url, detail))
         else:
             raise invalid_request(field, f"unsupported content part {kind!r}; use 'text' or 'image_url'")
     return inputs
 
 
-def _image(url: str, detail: str | None) -> Image:
+def image_input(url: str, detail: str | None, field: str = "image_url") -> Image:
+    """An image part's URL (``data:`` URLs decoded) as an :class:`Image`; ``field`` names it in errors."""
     if url.startswith("data:") and ";base64," in url:
         head, _, data = url.partition(";base64,")
         try:
             return Image.from_bytes(base64.b64decode(data, validate=True), head[5:], detail=detail)
         except ValueError:
-            raise invalid_request("image_url", "the data: URL is not valid base64") from None
+            raise invalid_request(field, "the data: URL is not valid base64") from None
+    if not url.startswith(("http://", "https://", "data:")):
+        raise invalid_request(field, "must be an http(s):// or data: URL")
     return Image.from_url(url, detail=detail)
 
 

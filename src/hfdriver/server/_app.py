@@ -8,11 +8,8 @@ logged and answered as a 500 ``server_error``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import os
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,12 +21,29 @@ from hfdriver._compose import compose
 from hfdriver._version import __version__
 from hfdriver._wrapper import embed_with
 from hfdriver.driver import Driver, describe
-from hfdriver.dto.request import GenerateRequest
-from hfdriver.dto.response import Usage
-from hfdriver.errors import KINDS, HuggingFaceError, HuggingFaceErrorKind
+from hfdriver.dto.response import GenerateResponse, Usage
+from hfdriver.dto.stream import StreamChunk
+from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 from hfdriver.openai import chunk_payload, request_from_payload, response_payload
 from hfdriver.openai.embeddings import embed_request_from_payload, embeddings_body
 from hfdriver.server._guard import Guard
+from hfdriver.server._responses import ResponsesRoutes
+from hfdriver.server._store import MemoryResponseStore, ResponseStore
+from hfdriver.server._wire import (
+    ANSWER,
+    CALL,
+    SHUTTING_DOWN,
+    STATE,
+    ServerState,
+    dumps,
+    error_body,
+    error_json,
+    error_response,
+    error_status,
+    pump,
+    read_json,
+    uncancel,
+)
 from hfdriver.telemetry import Call, InstrumentedDriver, start_call
 from hfdriver.telemetry import enabled as telemetry_enabled
 
@@ -51,62 +65,6 @@ DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 DEFAULT_BODY_TIMEOUT = 30.0
 """Seconds a client has to send its whole request body (a slow sender is cut off after it)."""
 
-_SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
-def error_status(kind: HuggingFaceErrorKind) -> int:
-    """The HTTP status the server answers for an error of ``kind`` (its row in the kind table)."""
-    return KINDS[kind].served_status
-
-
-def _error_body(kind: HuggingFaceErrorKind, message: str, *, param: str | None = None) -> dict[str, Any]:
-    return {
-        "error": {"message": message, "type": KINDS[kind].openai_type, "param": param, "code": kind.value}
-    }
-
-
-def _error_json(
-    kind: HuggingFaceErrorKind,
-    message: str,
-    *,
-    status: int | None = None,
-    headers: dict[str, str] | None = None,
-) -> web.Response:
-    param = message.split(":", 1)[0] if kind is K.INVALID_REQUEST and ":" in message else None
-    return web.json_response(
-        _error_body(kind, message, param=param), status=status or error_status(kind), headers=headers
-    )
-
-
-def _error_response(error: HuggingFaceError) -> web.Response:
-    headers = {}
-    if error.retry_after is not None:
-        headers["Retry-After"] = str(max(1, min(86_400, round(error.retry_after))))
-    if error.request_id:
-        headers["x-request-id"] = error.request_id
-    return _error_json(error.kind, error.message, headers=headers)
-
-
-class ServerState:
-    """What the lifecycle needs to know: requests in flight, and whether shutdown has begun."""
-
-    def __init__(self) -> None:
-        self.inflight: set[asyncio.Task[Any]] = set()
-        self._closing = False
-
-    def closing(self) -> bool:
-        """Whether shutdown has begun (a method: it changes while a request awaits)."""
-        return self._closing
-
-    def begin_shutdown(self) -> None:
-        self._closing = True
-
-
-STATE = web.AppKey("hfdriver_state", ServerState)
-_CALL: Any = getattr(web, "RequestKey", lambda name, _t: name)("hfdriver_call", object)
-_ANSWER: Any = getattr(web, "RequestKey", lambda name, _t: name)("hfdriver_answer", object)
-
 
 @attrs.frozen(slots=True)
 class Route:
@@ -124,9 +82,21 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/models", None, "models"),
     Route("POST", "/v1/chat/completions", "chat", "chat"),
     Route("POST", "/v1/embeddings", "embeddings", "embeddings"),
+    *(
+        route
+        for root in ("/v1/responses", "/responses")  # Codex and others also call it without /v1
+        for route in (
+            Route("POST", root, "chat", "responses"),
+            Route("GET", root + "/{response_id}", None, "get_response"),
+            Route("DELETE", root + "/{response_id}", None, "delete_response"),
+            Route("GET", root + "/{response_id}/input_items", None, "response_input_items"),
+        )
+    ),
 )
 """Every route of ``hfdriver serve``; a new operation adds its entry and its handler."""
 _OPERATIONS = {route.path: route.operation for route in ROUTES if route.operation is not None}
+_OPEN = frozenset({"/health"})
+"""The paths a client may call without the API key; every other one needs it."""
 
 
 def create_app(
@@ -138,11 +108,14 @@ def create_app(
     allowed_hosts: tuple[str, ...] = (),
     allowed_origins: tuple[str, ...] = (),
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    response_store: ResponseStore | None = None,
 ) -> web.Application:
     """An aiohttp application serving ``driver`` as an OpenAI-compatible API (see :data:`ROUTES`).
 
-    ``api_key`` requires ``Authorization: Bearer <api_key>`` on ``/v1/*``. ``allowed_hosts`` and
-    ``allowed_origins`` extend the loopback defaults (see :mod:`hfdriver.server._guard`). A driver
+    ``api_key`` requires ``Authorization: Bearer <api_key>`` on every route but ``/health``.
+    ``allowed_hosts`` and ``allowed_origins`` extend the loopback defaults (see
+    :mod:`hfdriver.server._guard`). ``response_store`` keeps the Responses API's stored responses
+    (default: a :class:`MemoryResponseStore`; ``hfdriver serve`` uses a SQLite file). A driver
     that is not instrumented yet gets OpenTelemetry spans (:func:`hfdriver.compose`).
     """
     if not isinstance(driver, InstrumentedDriver):
@@ -150,25 +123,22 @@ def create_app(
     served = model_name or describe(driver).model or "hfdriver"
     state = ServerState()
     guard = Guard(allowed_hosts=allowed_hosts, allowed_origins=allowed_origins, api_key=api_key)
-    handlers = _Handlers(driver, served, state, guard, max_request_bytes, body_timeout)
+    store = response_store if response_store is not None else MemoryResponseStore()
+    handlers = _Handlers(driver, served, state, guard, max_request_bytes, body_timeout, store)
 
     @web.middleware
     async def checks_and_errors(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         if state.closing():
-            return _error_json(
-                K.OVERLOADED,
-                "the server is shutting down; retry the request",
-                headers={"Connection": "close"},
-            )
+            return error_json(K.OVERLOADED, SHUTTING_DOWN, headers={"Connection": "close"})
         refused = guard.check_host(request.headers.get("Host")) or guard.check_origin(
             request.headers.get("Origin")
         )
         if refused:
-            return _error_json(K.PERMISSION, refused)
-        if request.path.startswith("/v1/") and not guard.check_key(request.headers.get("Authorization")):
-            return _error_json(
+            return error_json(K.PERMISSION, refused)
+        if request.path not in _OPEN and not guard.check_key(request.headers.get("Authorization")):
+            return error_json(
                 K.AUTHENTICATION, "missing or wrong API key: send 'Authorization: Bearer <key>'"
             )
         task = asyncio.current_task()
@@ -177,27 +147,25 @@ def create_app(
         try:
             return await handler(request)
         except HuggingFaceError as exc:
-            return _error_response(exc)
+            return error_response(exc)
         except web.HTTPRequestEntityTooLarge:
-            return _error_json(
+            return error_json(
                 K.INVALID_REQUEST, f"body: larger than {max_request_bytes} bytes, the limit", status=413
             )
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            return _error_json(
+            return error_json(
                 K.NOT_FOUND if exc.status == 404 else K.INVALID_REQUEST, exc.reason, status=exc.status
             )
         except asyncio.CancelledError:
             if not state.closing():
                 raise  # the client went away: aiohttp cancelled the handler, and the upstream call with it
-            _uncancel()
-            return _error_json(K.OVERLOADED, "the server is shutting down; retry the request")
+            uncancel()
+            return error_json(K.OVERLOADED, SHUTTING_DOWN)
         except Exception:
             logger.exception("hfdriver serve: unexpected error on %s %s", request.method, request.path)
-            return _error_json(
-                K.SERVER, "internal error in hfdriver serve (logged on the server)", status=500
-            )
+            return error_json(K.SERVER, "internal error in hfdriver serve (logged on the server)", status=500)
         finally:
             if task is not None:
                 state.inflight.discard(task)
@@ -222,7 +190,7 @@ def create_app(
         )
         if call is None:
             return await handler(request)
-        request[_CALL] = call
+        request[CALL] = call
         call.enter()
         try:
             response = await handler(request)
@@ -231,7 +199,7 @@ def create_app(
             raise
         finally:
             call.leave()
-        call.end(request.get(_ANSWER))
+        call.end(request.get(ANSWER))
         return response
 
     app = web.Application(client_max_size=max_request_bytes, middlewares=[checks_and_errors, server_span])
@@ -241,7 +209,7 @@ def create_app(
     return app
 
 
-class _Handlers:
+class _Handlers(ResponsesRoutes):
     """The handlers of :data:`ROUTES`, over one driver."""
 
     def __init__(
@@ -252,8 +220,11 @@ class _Handlers:
         guard: Guard,
         max_request_bytes: int,
         body_timeout: float,
+        store: ResponseStore,
     ) -> None:
         self.driver = driver
+        self.store = store
+        self.warned: set[str] = set()
         self.served = served
         self.state = state
         self.guard = guard
@@ -283,7 +254,7 @@ class _Handlers:
         refused = self.guard.check_content_type(request.headers.get("Content-Type"))
         if refused:
             raise HuggingFaceError(K.INVALID_REQUEST, f"body: {refused}")
-        payload = await _read_json(request, self.body_timeout)
+        payload = await read_json(request, self.body_timeout)
         if isinstance(payload, dict) and payload.get("model") == self.served:
             payload = {k: v for k, v in payload.items() if k != "model"}  # the served model is the default
         return payload
@@ -292,122 +263,70 @@ class _Handlers:
         generate_request, stream = request_from_payload(await self.read_body(request))
         call_id = f"chatcmpl-{os.urandom(12).hex()}"
         model = generate_request.model or self.served
-        server_call: Call | None = request.get(_CALL)
+        server_call: Call | None = request.get(CALL)
         if server_call is not None:
             server_call.describe_request("chat", generate_request, model)
         if not stream:
             response = await self.driver.generate(generate_request)
-            request[_ANSWER] = response
+            request[ANSWER] = response
             answer = response_payload(response, id=call_id, created=int(time.time()), model=model)
-            return web.Response(body=_dumps(answer).encode(), content_type="application/json")
-        return await _stream(request, self.driver, generate_request, call_id, model, self.state)
+            return web.Response(body=dumps(answer).encode(), content_type="application/json")
+        answer_stream = self.driver.generate_stream(generate_request)
+        await answer_stream.__aenter__()  # opened first: an upstream error is an ordinary HTTP error
+        encoder = _ChatEncoder(call_id, model, generate_request.stream_usage)
+        return await pump(request, answer_stream, encoder, self.state)
 
     async def embeddings(self, request: web.Request) -> web.Response:
         embed_request, encoding = embed_request_from_payload(await self.read_body(request))
         model = embed_request.model or self.served
-        server_call: Call | None = request.get(_CALL)
+        server_call: Call | None = request.get(CALL)
         if server_call is not None:
             server_call.describe_request("embeddings", embed_request, model)
         response = await embed_with(self.driver, embed_request)
-        request[_ANSWER] = response
+        request[ANSWER] = response
         body = embeddings_body(response, model=model, encoding_format=encoding)
         return web.Response(body=body, content_type="application/json")
 
 
-def _uncancel() -> None:
-    current = asyncio.current_task()
-    if current is not None and hasattr(current, "uncancel"):
-        current.uncancel()
-
-
-async def _read_json(request: web.Request, timeout: float) -> Any:
-    """The request body as JSON: bounded in time and size, and every way it can be wrong is a 400."""
-    try:
-        if request.content.is_eof():  # the whole body came with the headers: no timer needed
-            raw = await request.read()
-        elif sys.version_info >= (3, 11):
-            async with asyncio.timeout(timeout):  # no extra task per request, unlike wait_for
-                raw = await request.read()
-        else:  # pragma: no cover - Python 3.10
-            raw = await asyncio.wait_for(request.read(), timeout)
-    except asyncio.TimeoutError:
-        raise HuggingFaceError(
-            K.INVALID_REQUEST, f"body: not received within {timeout:g} seconds; send it at once"
-        ) from None
-    charset = request.charset or "utf-8"
-    body: bytes | str = raw  # json.loads reads UTF-8 bytes itself: no decode step in the common case
-    try:
-        if charset.lower() not in ("utf-8", "utf8"):
-            body = raw.decode(charset)
-        return json.loads(body)
-    except LookupError:
-        raise HuggingFaceError(K.INVALID_REQUEST, f"body: unknown charset {charset!r}; send UTF-8") from None
-    except UnicodeDecodeError:
-        raise HuggingFaceError(K.INVALID_REQUEST, f"body: not valid {charset} text; send UTF-8") from None
-    except RecursionError:
-        raise HuggingFaceError(K.INVALID_REQUEST, "body: JSON nested too deeply") from None
-    except ValueError as exc:
-        raise HuggingFaceError(K.INVALID_REQUEST, f"body: not valid JSON ({exc})") from None
+_DONE = b"data: [DONE]\n\n"
 
 
 def _event(obj: Any) -> bytes:
-    return b"data: " + _dumps(obj).encode() + b"\n\n"
+    return b"data: " + dumps(obj).encode() + b"\n\n"
 
 
-async def _stream(
-    request: web.Request,
-    driver: Driver,
-    generate_request: GenerateRequest,
-    call_id: str,
-    model: str,
-    state: ServerState,
-) -> web.StreamResponse:
-    stream = driver.generate_stream(generate_request)
-    # Open first, so an upstream error is an ordinary HTTP error rather than a broken stream.
-    await stream.__aenter__()
-    response = web.StreamResponse(headers=_SSE_HEADERS)
-    await response.prepare(request)
-    created = int(time.time())
-    usage: Usage | None = None
-    pending: list[bytes] = []
-    try:
-        first = True
-        async for chunk in stream:
-            pending.append(
-                _event(chunk_payload(chunk, id=call_id, created=created, model=model, first=first))
-            )
-            first = False
-            if chunk.usage is not None:
-                usage = chunk.usage
-            if not stream.pending:  # events that are ready together go out in one write
-                await response.write(b"".join(pending))
-                pending.clear()
-        if generate_request.stream_usage and usage is not None:
-            pending.append(_event(chunk_payload(None, id=call_id, created=created, model=model, usage=usage)))
-        pending.append(b"data: [DONE]\n\n")
-        await response.write(b"".join(pending))
-        await response.write_eof()
-    except HuggingFaceError as exc:
-        pending += (_event(_error_body(exc.kind, exc.message)), b"data: [DONE]\n\n")
-        with contextlib.suppress(ConnectionResetError):
-            await response.write(b"".join(pending))
-            await response.write_eof()
-    except asyncio.CancelledError:
-        if not state.closing():
-            raise  # the client went away: the stream is closed below, which stops the upstream call
-        _uncancel()
-        # Our own shutdown cancelled this stream after the grace period: end it properly.
-        pending += (
-            _event(_error_body(K.OVERLOADED, "the server is shutting down; retry the request")),
-            b"data: [DONE]\n\n",
+class _ChatEncoder:
+    """``chat.completion.chunk`` events, the usage chunk when asked for, then ``[DONE]``."""
+
+    __slots__ = ("call_id", "created", "first", "model", "stream_usage", "usage")
+
+    def __init__(self, call_id: str, model: str, stream_usage: bool) -> None:
+        self.call_id = call_id
+        self.model = model
+        self.created = int(time.time())
+        self.stream_usage = stream_usage
+        self.first = True
+        self.usage: Usage | None = None
+
+    def start(self) -> bytes:
+        return b""
+
+    def chunk(self, chunk: StreamChunk) -> bytes:
+        event = _event(
+            chunk_payload(chunk, id=self.call_id, created=self.created, model=self.model, first=self.first)
         )
-        with contextlib.suppress(ConnectionResetError):
-            await response.write(b"".join(pending))
-            await response.write_eof()
-    except ConnectionResetError:
-        pass  # the client left; the stream is closed below
-    finally:
-        await stream.aclose()
-        with contextlib.suppress(Exception):
-            request[_ANSWER] = stream.response()  # what was delivered, for the server span
-    return response
+        self.first = False
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        return event
+
+    def end(self, delivered: GenerateResponse) -> bytes:
+        if self.stream_usage and self.usage is not None:
+            usage = chunk_payload(
+                None, id=self.call_id, created=self.created, model=self.model, usage=self.usage
+            )
+            return _event(usage) + _DONE
+        return _DONE
+
+    def fail(self, kind: HuggingFaceErrorKind, message: str) -> bytes:
+        return _event(error_body(kind, message)) + _DONE

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from hfdriver.driver import Driver
 from hfdriver.server._app import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_REQUEST_BYTES, STATE, create_app
+from hfdriver.server._store import ResponseStore
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_IDLE_TIMEOUT", "DEFAULT_PORT", "OpenAIServer"]
 
@@ -41,6 +42,8 @@ class OpenAIServer:
       with an error event and ``[DONE]``.
     - ``idle_timeout``: a connection without a request for this long is closed (slow headers too);
       ``body_timeout``: a request body must arrive within this long.
+    - ``response_store``: where the Responses API keeps stored responses (default: in memory;
+      :class:`~hfdriver.server.SQLiteResponseStore` keeps them across restarts). Closed with the server.
     - A client that hangs up cancels its request, and so the upstream call it was waiting for.
     """
 
@@ -58,8 +61,10 @@ class OpenAIServer:
         allowed_origins: Iterable[str] = (),
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
+        response_store: ResponseStore | None = None,
     ) -> None:
         self.driver = driver
+        self.response_store = response_store
         self.host = host
         self.port = port
         self.grace = grace
@@ -72,6 +77,7 @@ class OpenAIServer:
             allowed_hosts=(*allowed_hosts, *([host] if host and not _is_loopback(host) else [])),
             allowed_origins=tuple(allowed_origins),
             body_timeout=body_timeout,
+            response_store=response_store,
         )
         self._runner: web.AppRunner | None = None
 
@@ -126,6 +132,8 @@ class OpenAIServer:
             if pending:
                 await asyncio.wait(pending, timeout=5.0)
         await runner.cleanup()
+        if self.response_store is not None:
+            await self.response_store.aclose()
 
     async def __aenter__(self) -> OpenAIServer:
         return await self.start()
