@@ -210,6 +210,12 @@ async def test_config_init_and_show(env: dict[str, object]) -> None:
     assert "token: hf_****6789 (from env:HF_TOKEN)" in shown.out and TOKEN not in shown.out
 
 
+def as_from_a_shell() -> None:
+    """Ctrl-C as an interactive shell gives it: a test run started in the background by a shell
+    without job control (``cmd &`` in a script) inherits SIGINT ignored, and so would the CLI."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 async def test_ctrl_c_exits_130(env: dict[str, object]) -> None:
     router: FakeRouter = env["router"]  # type: ignore[assignment]
     router.enqueue(FakeResponse.stream(["slow"] * 50, chunk_size=2000, stall_after=1))
@@ -217,6 +223,7 @@ async def test_ctrl_c_exits_130(env: dict[str, object]) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "hfdriver.cli", "chat", "hi",
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=environ,
+        preexec_fn=as_from_a_shell,
     )  # fmt: skip
     assert proc.stdout is not None
     first = await asyncio.wait_for(proc.stdout.read(4), timeout=30)  # the answer has started
@@ -239,6 +246,7 @@ class Terminal:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "hfdriver.cli", *self.args,
             stdin=secondary, stdout=secondary, stderr=secondary, env=dict(self.env["environ"]),  # type: ignore[call-overload]
+            preexec_fn=as_from_a_shell,
         )  # fmt: skip
         os.close(secondary)
         return self
@@ -344,6 +352,49 @@ async def test_serve_keeps_stored_responses_across_restarts_unless_no_store(env:
         proc.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(proc.wait(), timeout=30) == 0
     assert not store.exists()
+
+
+async def test_serve_prints_its_console_and_local_info_reports_what_the_page_shows(
+    env: dict[str, object],
+) -> None:
+    import json as _json
+
+    import aiohttp
+
+    info = await cli(env, "local", "info", "--json")
+    assert info.code == 0, info.err
+    report = _json.loads(info.out)
+    text = await cli(env, "local", "info")
+    hub_cache = str(Path(env["environ"]["HF_HOME"]) / "hub")  # type: ignore[index]
+    assert f"models (Hugging Face hub cache): {hub_cache}" in text.out and "CPU: " in text.out
+    proc, base = await _serve(env)
+    assert proc.stderr is not None
+    console = (await asyncio.wait_for(proc.stderr.readline(), timeout=10)).decode().strip()
+    root = base.removesuffix("/v1")
+    assert console == f"console: {root}/"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(root + "/") as resp:
+            assert resp.status == 200 and resp.content_type == "text/html"
+            assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
+            assert 'aria-controls="view-models"' in await resp.text()
+        async with session.get(root + "/api/system") as resp:
+            page = await resp.json()
+    proc.send_signal(signal.SIGINT)
+    assert await asyncio.wait_for(proc.wait(), timeout=30) == 0
+    for part in ("hfdriver", "os", "cpu", "llama_cpp", "accelerators", "config"):
+        assert page[part] == report[part], part  # the same facts (free memory and sizes move)
+    assert [p["path"] for p in page["storage"]] == [p["path"] for p in report["storage"]]
+    assert page["config"]["file"] == str(env["config"])
+    proc, base = await _serve(env, "--no-console", "--api-key", "k")
+    root = base.removesuffix("/v1")
+    async with aiohttp.ClientSession() as session:
+        for path in ("/", "/api/system", "/console/app.js"):
+            async with session.get(root + path) as resp:
+                assert resp.status == 404, path  # not there at all (not 401: no such route)
+    proc.send_signal(signal.SIGINT)
+    assert await asyncio.wait_for(proc.wait(), timeout=30) == 0
+    assert proc.stderr is not None
+    assert b"console:" not in await proc.stderr.read()
 
 
 async def test_local_pull_list_rm(env: dict[str, object]) -> None:

@@ -13,7 +13,7 @@ from hfdriver.config import token_for
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, redact
 from hfdriver.transport import RetryPolicy, Timeouts
 
-__all__ = ["CONFIG_TEMPLATE", "register"]
+__all__ = ["CONFIG_TEMPLATE", "config_summary", "configured_token", "register"]
 
 CONFIG_TEMPLATE = """\
 # hfdriver configuration. Found as --config, $HFDRIVER_CONFIG, ./hfdriver.toml or
@@ -93,33 +93,54 @@ def _changed(value: Any, default: Any) -> str:
     return ", ".join(f"{n}={getattr(value, n)}" for n in fields if getattr(value, n) != getattr(default, n))
 
 
-def run_show(args: argparse.Namespace) -> int:
+def config_summary(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The resolved settings as ``(name, value)`` pairs, secrets masked: what ``config show``
+    prints and the console's System view shows."""
     config, llm = llm_config(args)
-    out(f"file: {config.path or '(none found: defaults)'}")
-    out(
-        f"profile: {args.profile or '[llm]'}"
-        + (f" (profiles: {', '.join(sorted(config.profiles))})" if config.profiles else "")
-    )
+    rows = [
+        ("file", str(config.path or "(none found: defaults)")),
+        (
+            "profile",
+            (args.profile or "[llm]")
+            + (f" (profiles: {', '.join(sorted(config.profiles))})" if config.profiles else ""),
+        ),
+    ]
     for name in ("provider", "model", "base_url", "routing", "bill_to", "max_tokens", "temperature"):
         value = getattr(llm, name)
         if name == "base_url" and value:
             value = redact(value)  # a URL's password too
-        out(f"{name}: {value if value is not None else '-'}")
+        rows.append((name, str(value) if value is not None else "-"))
     for name, default in (("retry", RetryPolicy()), ("timeouts", Timeouts())):
         changed = _changed(getattr(llm, name), default)
         if changed:
-            out(f"{name}: {changed}")
+            rows.append((name, changed))
     if llm.options:
-        out("options: " + ", ".join(f"{k}={_redact_option(k, v)}" for k, v in llm.options.items()))
+        rows.append(("options", ", ".join(f"{k}={_redact_option(k, v)}" for k, v in llm.options.items())))
     try:
         token = token_for(llm, config.path, f"profiles.{args.profile}" if args.profile else "llm")
     except HuggingFaceError as exc:
-        out(f"token: unavailable ({exc.message})")
+        rows.append(("token", f"unavailable ({exc.message})"))
     else:
         if isinstance(token, Token):
-            out(f"token: {token.masked} (from {token.source})")
+            rows.append(("token", f"{token.masked} (from {token.source})"))
         elif token is NO_TOKEN:
-            out("token: none sent (anonymous = true)")
+            rows.append(("token", "none sent (anonymous = true)"))
         else:
-            out("token: none found (set HF_TOKEN or run `hfdriver login`)")
+            rows.append(("token", "none found (set HF_TOKEN or run `hfdriver login`)"))
+    return rows
+
+
+def configured_token(args: argparse.Namespace) -> Token | None:
+    """The token the active profile would send, or None (none found, anonymous, or unreadable)."""
+    config, llm = llm_config(args)
+    try:
+        token = token_for(llm, config.path, f"profiles.{args.profile}" if args.profile else "llm")
+    except HuggingFaceError:
+        return None
+    return token if isinstance(token, Token) else None
+
+
+def run_show(args: argparse.Namespace) -> int:
+    for name, value in config_summary(args):
+        out(f"{name}: {value}")
     return 0

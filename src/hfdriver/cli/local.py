@@ -31,6 +31,27 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     )
     rm.add_argument("key")
     rm.set_defaults(func=run_rm)
+    info = local.add_parser(
+        "info",
+        parents=parents,
+        help="this machine for local models: CPU, RAM, accelerator, llama.cpp build, caches",
+    )
+    info.add_argument(
+        "--json", action="store_true", help="the report as JSON (what the console's System view shows)"
+    )
+    info.set_defaults(func=run_info)
+
+
+async def run_info(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+
+    from hfdriver.cli.config import config_summary
+    from hfdriver.console import format_info, system_info
+
+    report = await asyncio.to_thread(system_info, dict(config_summary(args)))
+    print(json.dumps(report, indent=2) if args.json else format_info(report))
+    return 0
 
 
 def run_list(args: argparse.Namespace) -> int:

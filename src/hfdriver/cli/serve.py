@@ -7,7 +7,7 @@ import asyncio
 import os
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hfdriver.auth import read_token_file
 from hfdriver.cli.chat import chat_driver
@@ -20,6 +20,9 @@ from hfdriver.server import (
     ResponseStore,
     SQLiteResponseStore,
 )
+
+if TYPE_CHECKING:
+    from hfdriver.console import Console
 
 __all__ = ["API_KEY_ENV", "register"]
 
@@ -59,6 +62,11 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     serve.add_argument("--model", help="model to serve (overrides the configuration)")
     serve.add_argument("--local", action="store_true", help="serve the embedded local model (llama.cpp)")
     serve.add_argument("--max-request-bytes", type=_positive_int, default=4 * 1024 * 1024)
+    serve.add_argument(
+        "--no-console",
+        action="store_true",
+        help="serve no console page (GET /) and no /api/ routes: the OpenAI-compatible API only",
+    )
     serve.add_argument(
         "--no-store",
         action="store_true",
@@ -122,6 +130,7 @@ async def run_serve(args: argparse.Namespace) -> int:
     api_key = _api_key(args)
     driver = chat_driver(args)
     store: ResponseStore = MemoryResponseStore() if args.no_store else SQLiteResponseStore()
+    console = None if args.no_console else _console(args)
     server = OpenAIServer(
         driver,
         host=args.host,
@@ -131,6 +140,7 @@ async def run_serve(args: argparse.Namespace) -> int:
         allowed_hosts=args.allowed_host,
         allowed_origins=args.allowed_origin,
         response_store=store,
+        routes=console.routes() if console is not None else (),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -150,11 +160,23 @@ async def run_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
+        if console is not None:
+            print(f"console: {server.base_url.removesuffix('/v1')}/", file=sys.stderr, flush=True)
         await stop.wait()
         print("shutting down: letting in-flight streams finish", file=sys.stderr, flush=True)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await server.close()
+        if console is not None:
+            await console.pulls.aclose()
         await driver.aclose()
     return 0
+
+
+def _console(args: argparse.Namespace) -> Console:
+    """The console over this configuration: its settings (secrets masked) and its token."""
+    from hfdriver.cli.config import config_summary, configured_token
+    from hfdriver.console import build_console
+
+    return build_console(dict(config_summary(args)), configured_token(args))

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -286,8 +287,13 @@ class ModelStore:
         device: str = "auto",
         revision: str = "main",
         on_progress: Callable[[DownloadProgress], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> InstalledModel:
-        """Download (or reuse) a GGUF file, verify it, and record it in the manifest."""
+        """Download (or reuse) a GGUF file, verify it, and record it in the manifest.
+
+        ``stop``: once set (from any thread), the download ends at its next chunk and the pull
+        raises :class:`asyncio.CancelledError`; what was downloaded stays in the Hub cache, so a
+        later pull resumes it."""
         if device not in DEVICES:
             raise HuggingFaceError(
                 HuggingFaceErrorKind.INVALID_REQUEST, f"device: {device!r}; use one of {', '.join(DEVICES)}"
@@ -318,7 +324,9 @@ class ModelStore:
             targets = [listed[str(file)]]
         loop = asyncio.get_running_loop()
 
-        def emit(event: DownloadProgress) -> None:
+        def emit(event: DownloadProgress) -> None:  # runs in the download thread
+            if stop is not None and stop.is_set():
+                raise asyncio.CancelledError(f"pull of {key} stopped")
             if on_progress is not None:
                 loop.call_soon_threadsafe(on_progress, event)
 

@@ -6,7 +6,7 @@ the SSE pump), ``_guard`` what a request must show first (Host, Origin, content 
 ``_server`` the socket and lifecycle (timeouts, shutdown).
 """
 
-from hfdriver.server._app import DEFAULT_MAX_REQUEST_BYTES, create_app, error_status
+from hfdriver.server._app import DEFAULT_MAX_REQUEST_BYTES, ROUTES, Route, create_app, error_status
 from hfdriver.server._server import DEFAULT_HOST, DEFAULT_IDLE_TIMEOUT, DEFAULT_PORT, OpenAIServer
 from hfdriver.server._store import (
     MemoryResponseStore,
@@ -24,6 +24,8 @@ __all__ = [
     "MemoryResponseStore",
     "OpenAIServer",
     "ResponseStore",
+    "ROUTES",
+    "Route",
     "SQLiteResponseStore",
     "StoredResponse",
     "create_app",

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import attrs
@@ -68,13 +68,16 @@ DEFAULT_BODY_TIMEOUT = 30.0
 
 @attrs.frozen(slots=True)
 class Route:
-    """One route of ``serve``: its method, path, the operation it serves (spans name it) and the
-    name of its handler (a method of :class:`_Handlers`)."""
+    """One route of ``serve``: its method, path, the operation it serves (spans name it) and its
+    handler: the name of a method of :class:`_Handlers`, or (for routes added with
+    ``create_app(routes=...)``, such as the console's) the handler itself. ``public`` routes need
+    no API key (the console's page, which then asks for the key); the other guards still apply."""
 
     method: str
     path: str
     operation: str | None
-    handler: str
+    handler: str | Callable[[web.Request], Awaitable[web.StreamResponse]]
+    public: bool = False
 
 
 ROUTES: tuple[Route, ...] = (
@@ -96,7 +99,8 @@ ROUTES: tuple[Route, ...] = (
 """Every route of ``hfdriver serve``; a new operation adds its entry and its handler."""
 _OPERATIONS = {route.path: route.operation for route in ROUTES if route.operation is not None}
 _OPEN = frozenset({"/health"})
-"""The paths a client may call without the API key; every other one needs it."""
+"""The paths a client may call without the API key (with the public routes added); every other
+one needs it."""
 
 
 def create_app(
@@ -109,15 +113,19 @@ def create_app(
     allowed_origins: tuple[str, ...] = (),
     body_timeout: float = DEFAULT_BODY_TIMEOUT,
     response_store: ResponseStore | None = None,
+    routes: Iterable[Route] = (),
 ) -> web.Application:
     """An aiohttp application serving ``driver`` as an OpenAI-compatible API (see :data:`ROUTES`).
 
     ``api_key`` requires ``Authorization: Bearer <api_key>`` on every route but ``/health``.
     ``allowed_hosts`` and ``allowed_origins`` extend the loopback defaults (see
     :mod:`hfdriver.server._guard`). ``response_store`` keeps the Responses API's stored responses
-    (default: a :class:`MemoryResponseStore`; ``hfdriver serve`` uses a SQLite file). A driver
-    that is not instrumented yet gets OpenTelemetry spans (:func:`hfdriver.compose`).
+    (default: a :class:`MemoryResponseStore`; ``hfdriver serve`` uses a SQLite file). ``routes``
+    are served too, behind the same guards (the console's page and ``/api/``). A driver that is
+    not instrumented yet gets OpenTelemetry spans (:func:`hfdriver.compose`).
     """
+    routes = (*ROUTES, *routes)
+    open_paths = _OPEN | {route.path for route in routes if route.public}
     if not isinstance(driver, InstrumentedDriver):
         driver = compose(driver)
     served = model_name or describe(driver).model or "hfdriver"
@@ -137,7 +145,11 @@ def create_app(
         )
         if refused:
             return error_json(K.PERMISSION, refused)
-        if request.path not in _OPEN and not guard.check_key(request.headers.get("Authorization")):
+        if (
+            request.path not in open_paths
+            and request.match_info.http_exception is None  # no such route: a 404 (or 405), key or not
+            and not guard.check_key(request.headers.get("Authorization"))
+        ):
             return error_json(
                 K.AUTHENTICATION, "missing or wrong API key: send 'Authorization: Bearer <key>'"
             )
@@ -203,8 +215,9 @@ def create_app(
         return response
 
     app = web.Application(client_max_size=max_request_bytes, middlewares=[checks_and_errors, server_span])
-    for route in ROUTES:
-        app.router.add_route(route.method, route.path, getattr(handlers, route.handler))
+    for route in routes:
+        handler = getattr(handlers, route.handler) if isinstance(route.handler, str) else route.handler
+        app.router.add_route(route.method, route.path, handler)
     app[STATE] = state
     return app
 
@@ -325,6 +338,14 @@ class _ChatEncoder:
             usage = chunk_payload(
                 None, id=self.call_id, created=self.created, model=self.model, usage=self.usage
             )
+            if delivered.cost is not None:  # an extra field OpenAI clients ignore; the console shows it
+                cost = delivered.cost
+                usage["cost"] = {
+                    "input": cost.input,
+                    "output": cost.output,
+                    "total": cost.total,
+                    "currency": cost.currency,
+                }
             return _event(usage) + _DONE
         return _DONE
 

@@ -11,7 +11,7 @@ from types import TracebackType
 from aiohttp import web
 
 from hfdriver.driver import Driver
-from hfdriver.server._app import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_REQUEST_BYTES, STATE, create_app
+from hfdriver.server._app import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_REQUEST_BYTES, STATE, Route, create_app
 from hfdriver.server._store import ResponseStore
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_IDLE_TIMEOUT", "DEFAULT_PORT", "OpenAIServer"]
@@ -62,6 +62,7 @@ class OpenAIServer:
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
         response_store: ResponseStore | None = None,
+        routes: Iterable[Route] = (),
     ) -> None:
         self.driver = driver
         self.response_store = response_store
@@ -78,6 +79,7 @@ class OpenAIServer:
             allowed_origins=tuple(allowed_origins),
             body_timeout=body_timeout,
             response_store=response_store,
+            routes=routes,
         )
         self._runner: web.AppRunner | None = None
 

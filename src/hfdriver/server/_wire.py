@@ -163,7 +163,7 @@ async def pump(
             if not stream.pending:
                 await response.write(b"".join(pending))
                 pending.clear()
-        pending.append(encoder.end(stream.response()))
+        pending.append(encoder.end(await stream.collect()))  # read out: priced, where the driver prices
         if before_end is not None:
             await before_end()
         await response.write(b"".join(pending))

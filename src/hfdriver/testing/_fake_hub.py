@@ -187,6 +187,8 @@ class FakeHub(LocalServer):
         ``GET /api/models/{id}?expand[]=inferenceProviderMapping`` (404 for a model not listed)."""
         super().__init__(host, 0)
         self.tree_page_size = tree_page_size
+        self.download_rate: float | None = None
+        """Bytes per second for file downloads (None: as fast as possible), to watch progress."""
         self.requests: list[RecordedRequest] = []
         self._scripts: dict[str, deque[FakeResponse]] = defaultdict(deque)
         self.files: dict[tuple[str, str], bytes] = {}
@@ -212,6 +214,14 @@ class FakeHub(LocalServer):
     def enqueue(self, path: str, *responses: FakeResponse) -> FakeHub:
         """Answer the next requests to ``path`` (e.g. ``"/api/models"``) with ``responses``."""
         self._scripts[path].extend(responses)
+        return self
+
+    def add_model(
+        self, model_id: str, *, downloads: int = 0, likes: int = 0, tags: Sequence[str] = ("gguf",)
+    ) -> FakeHub:
+        """List ``model_id`` in search results (a GGUF repository by default; files via :meth:`add_file`)."""
+        library = "gguf" if "gguf" in tags else "transformers"
+        self.models.append(_model(model_id, downloads, likes, tags=tags, library=library))
         return self
 
     def add_file(self, repo: str, path: str, data: bytes, *, listed_sha256: str | None = None) -> str:
@@ -376,7 +386,13 @@ class FakeHub(LocalServer):
             if request.transport is not None:
                 request.transport.close()
             return response
-        await response.write(body)
+        if self.download_rate:
+            step = 65_536
+            for offset in range(0, len(body), step):
+                await response.write(body[offset : offset + step])
+                await asyncio.sleep(step / self.download_rate)
+        else:
+            await response.write(body)
         await response.write_eof()
         return response
 
