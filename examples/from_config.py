@@ -2,6 +2,8 @@
 
 python examples/from_config.py --profile cheap "Name three rivers."
 python examples/from_config.py --fake "hello"     # the same config, pointed at a local FakeRouter
+
+Without a token (HF_TOKEN, `hfdriver login`) it uses the FakeRouter too, and says so.
 """
 
 from __future__ import annotations
@@ -14,10 +16,17 @@ from pathlib import Path
 import attrs
 
 from hfdriver import GenerateRequest, HuggingFaceError
-from hfdriver.config import create_driver, load_config
+from hfdriver.config import LLMConfig, create_driver, load_config, token_for
 from hfdriver.testing import FakeRouter
 
 HERE = Path(__file__).resolve().parent
+
+
+def has_token(llm: LLMConfig, path: Path | None) -> bool:
+    try:
+        return token_for(llm, path) is not None
+    except HuggingFaceError:  # [llm.auth] names a variable that is not set
+        return False
 
 
 async def main() -> int:
@@ -35,7 +44,11 @@ async def main() -> int:
             file=sys.stderr,
         )
         request = GenerateRequest.builder().user(args.prompt).build()  # max_tokens etc. come from the config
-        if args.fake:
+        fake = args.fake
+        if not fake and llm.provider == "huggingface" and not has_token(llm, config.path):
+            print("[no HF_TOKEN set: sending the same configuration to a local FakeRouter]", file=sys.stderr)
+            fake = True
+        if fake:
             async with FakeRouter() as router:
                 fake = attrs.evolve(
                     llm,

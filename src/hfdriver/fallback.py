@@ -49,6 +49,7 @@ FALLBACK_KINDS = frozenset(
         K.CONNECTION,
         K.MODEL_NOT_SUPPORTED,
         K.NOT_FOUND,
+        K.CONFIG,  # a route that cannot run here (no token for it, a missing extra): the next may
     }
 )
 """Failures that another route may not have: the request moves on to the next route."""

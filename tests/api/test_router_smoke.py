@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from hfdriver import GenerateRequest, HuggingFaceDriver, HuggingFaceError, HuggingFaceErrorKind
+from tests.api.conftest import API_TOKEN
 
 pytestmark = pytest.mark.api
 
@@ -19,7 +20,7 @@ CHAT_MODEL = os.environ.get("HFDRIVER_API_MODEL", "meta-llama/Llama-3.2-1B-Instr
 
 @pytest.fixture
 async def driver() -> AsyncIterator[HuggingFaceDriver]:
-    async with HuggingFaceDriver(token=os.environ["HUGGINGFACE_API_TOKEN"], model=CHAT_MODEL) as d:
+    async with HuggingFaceDriver(token=API_TOKEN, model=CHAT_MODEL) as d:
         yield d
 
 

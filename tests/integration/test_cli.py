@@ -208,6 +208,20 @@ async def test_config_init_and_show(env: dict[str, object]) -> None:
         and "max_tokens: 512" in shown.out
     )
     assert "token: hf_****6789 (from env:HF_TOKEN)" in shown.out and TOKEN not in shown.out
+    assert "fallbacks: -" in shown.out and "cache: off (add an [llm.cache] table" in shown.out
+    template = target.read_text()
+    assert "# [llm.cache]" in template and "# fallbacks = [" in template and "[profiles.local]" in template
+    local = await cli(env, "--config", str(target), "--profile", "local", "config", "show")
+    assert "provider: huggingface-local" in local.out and "model: -" in local.out
+    assert "token: not needed (a local model)" in local.out
+    cached = tmp / "cached.toml"
+    cached.write_text(
+        '[llm]\nmodel = "a/b"\nfallbacks = ["c/d", "local"]\n[llm.cache]\nbackend = "memory"\nttl = 60\n'
+    )
+    with_cache = await cli(env, "--config", str(cached), "config", "show")
+    assert (
+        "fallbacks: c/d, local" in with_cache.out and "cache: memory (this process), ttl=60" in with_cache.out
+    )
 
 
 def as_from_a_shell() -> None:
@@ -251,12 +265,17 @@ class Terminal:
         os.close(secondary)
         return self
 
-    async def until(self, text: bytes) -> None:
-        while text not in self.screen:
+    async def until(self, text: bytes, count: int = 1) -> None:
+        """Read the terminal until ``text`` has appeared ``count`` times in all."""
+        while self.screen.count(text) < count:
             self.screen += await asyncio.wait_for(asyncio.to_thread(os.read, self.primary, 4096), timeout=30)
 
     def type(self, line: bytes) -> None:
         os.write(self.primary, line + b"\n")
+
+    def os_eof(self) -> None:
+        """Ctrl-D at the start of a line: the end of input."""
+        os.write(self.primary, b"\x04")
 
     async def exit_code(self, timeout: float = 30) -> int | None:
         await asyncio.wait_for(self.proc.wait(), timeout=timeout)

@@ -154,6 +154,9 @@ async def test_models_list_offline_falls_back_to_the_catalogue(env: dict[str, ob
     result = await cli(env, "models", "list", extra_env={"HF_HUB_OFFLINE": "1"})
     assert result.code == 0, result.err
     assert "(built-in catalogue)" in result.out and "offline mode" in result.err
+    tools = await cli(env, "models", "list", "--tools", extra_env={"HF_HUB_OFFLINE": "1"})
+    assert tools.code == 1 and "no models match" not in tools.err
+    assert "the catalogue has no tool information (offline: this is hfdriver's built-in list)" in tools.err
     assert hub.requests == []
 
 
@@ -202,3 +205,112 @@ async def test_a_prompt_with_an_idle_inherited_stdin_does_not_hang(env: dict[str
         os.close(write_end)
     assert proc.returncode == 0, err
     assert out.decode().strip() == "echo: just this"
+
+
+async def test_ctrl_c_stops_an_answer_keeps_the_conversation_and_unknown_commands_get_a_hint(
+    env: dict[str, object],
+) -> None:
+    router: FakeRouter = env["router"]  # type: ignore[assignment]
+    # 64-byte writes 50 ms apart: many seconds of answer unless the CLI hangs up.
+    router.enqueue(FakeResponse.stream(["Once upon a time"] + [" and then"] * 300, delay=0.05, chunk_size=64))
+    async with Terminal(env, "chat") as term:
+        await term.until(b"you> ")
+        term.type(b"Tell me a long story")
+        await term.until(b"Once upon a time")
+        term.proc.send_signal(signal.SIGINT)  # Ctrl-C while the answer streams
+        await term.until(b"[stopped")
+        await term.until(b"you> ")
+        for _ in range(60):
+            if router.open_connections == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert router.open_connections == 0  # the call was cancelled, not left running
+        term.type(b"/bogus")
+        await term.until(b"unknown command /bogus")
+        term.type(b"And then?")
+        await term.until(b"echo: And then?")
+        await term.until(b"you> ", count=4)  # the prompt is back: Ctrl-D is read as end of input
+        term.os_eof()
+        assert await term.exit_code() == 0
+    assert len(router.requests) == 2  # /bogus was never sent
+    second = router.requests[1].json["messages"]
+    assert [m["role"] for m in second] == ["user", "assistant", "user"]
+    assert second[0]["content"] == "Tell me a long story" and second[1]["content"].startswith(
+        "Once upon a time"
+    )
+
+
+async def test_short_flags_subcommand_usage_and_logout(env: dict[str, object]) -> None:
+    router: FakeRouter = env["router"]  # type: ignore[assignment]
+    result = await cli(env, "chat", "-m", "acme/other", "-s", "Be brief.", "hi")
+    assert result.code == 0, result.err
+    sent = router.requests[-1].json
+    assert sent["model"] == "acme/other" and sent["messages"][0] == {"role": "system", "content": "Be brief."}
+    bad = await cli(env, "local", "pull", "acme/x:Q4_K_M", "--bogus")
+    assert bad.code == 2 and bad.err.startswith("usage: hfdriver local pull")
+    assert "unrecognized arguments: --bogus" in bad.err
+    token_file = Path(env["environ"]["HF_HOME"]) / "token"  # type: ignore[index]
+    token_file.parent.mkdir(parents=True, exist_ok=True)
+    token_file.write_text(TOKEN)
+    gone = await cli(env, "logout")
+    assert gone.code == 0 and gone.out.strip() == f"deleted {token_file}" and not token_file.exists()
+    again = await cli(env, "logout", extra_env={"HF_TOKEN": TOKEN})
+    assert again.out.strip() == f"no saved token at {token_file}" and "HF_TOKEN is still set" in again.err
+    assert TOKEN not in again.out + again.err
+
+
+@pytest.mark.parametrize(
+    ("argv", "probe"),
+    [
+        (("-m", "hfdriver.cli", "fake", "router"), "/v1/models"),
+        (("-m", "hfdriver.testing", "hub"), "/api/models?search=llama&limit=1"),
+    ],
+)
+async def test_the_fakes_start_from_the_shell(argv: tuple[str, ...], probe: str, tmp_path: Path) -> None:
+    import aiohttp
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, *argv, stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    assert proc.stderr is not None
+    line = (await asyncio.wait_for(proc.stderr.readline(), timeout=30)).decode()
+    assert line.startswith("fake ") and " at http://127.0.0.1:" in line
+    url = line.split(" at ", 1)[1].split()[0]
+    async with aiohttp.ClientSession() as session, session.get(url + probe) as resp:
+        assert resp.status == 200 and await resp.json()
+    proc.send_signal(signal.SIGINT)
+    assert await asyncio.wait_for(proc.wait(), timeout=30) == 0
+
+
+async def test_the_conversation_log_continue_and_attachments(env: dict[str, object], tmp_path: Path) -> None:
+    import json
+
+    router: FakeRouter = env["router"]  # type: ignore[assignment]
+    assert (await cli(env, "chat", "-s", "Be brief.", "first question")).code == 0
+    shown = await cli(env, "logs", "-n", "1")
+    assert "> first question" in shown.out and "echo: first question" in shown.out
+    again = await cli(env, "chat", "-c", "second question")
+    assert again.code == 0 and "continuing the last conversation: 1 exchanges" in again.err
+    assert [m["content"] for m in router.requests[-1].json["messages"]] == [
+        "Be brief.", "first question", "echo: first question", "second question",
+    ]  # fmt: skip
+    assert (await cli(env, "chat", "--no-log", "not kept")).code == 0
+    assert (await cli(env, "logs", "off")).code == 0
+    assert (await cli(env, "chat", "not kept either")).code == 0
+    assert (await cli(env, "logs", "on")).code == 0
+    rows = [json.loads(line) for line in (await cli(env, "logs", "-n", "10", "--json")).out.splitlines()]
+    assert [r["prompt"] for r in rows] == ["first question", "second question"]
+    assert rows[0]["conversation"] == rows[1]["conversation"] and rows[0]["input_tokens"] > 0
+    log_file = Path(env["environ"]["HF_HOME"]) / "hfdriver" / "logs.sqlite"  # type: ignore[index]
+    assert TOKEN.encode() not in log_file.read_bytes()
+    png = tmp_path / "dot.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 16)
+    seen = await cli(env, "chat", "-a", str(png), "What is this?")
+    assert seen.code == 0, seen.err
+    content = router.requests[-1].json["messages"][-1]["content"]
+    assert content[0] == {"type": "text", "text": "What is this?"}
+    assert content[1]["image_url"]["url"].startswith("data:image/png;base64,")
+    text = tmp_path / "notes.txt"
+    text.write_text("hi")
+    refused = await cli(env, "chat", "-a", str(text), "hi")
+    assert refused.code == 2 and "only images can be attached" in refused.err

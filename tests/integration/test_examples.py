@@ -110,3 +110,29 @@ def test_tasks_example_runs_offline() -> None:
     assert lines[0].startswith("text-to-image: ") and "image/png" in lines[0]
     assert lines[1] == "automatic-speech-recognition: 'A man said to the universe, Sir, I exist.'"
     assert lines[2] == "text-classification: POSITIVE 0.9998, NEGATIVE 0.0002"
+
+
+def offline(name: str, *args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """An example as a new user runs it: no --fake, no token, the Hub unreachable."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
+    env.update(HF_HOME=str(tmp_path / "hf_home"), HF_ENDPOINT="http://127.0.0.1:9")  # nothing listens there
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        capture_output=True, text=True, timeout=60, check=False, env=env,
+    )  # fmt: skip
+
+
+def test_search_models_falls_back_to_the_fakehub_offline(tmp_path: Path) -> None:
+    result = offline("search_models.py", "llama", "--limit", "2", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "the Hub is unreachable" in result.stderr and "FakeHub" in result.stderr
+    assert result.stdout.splitlines()[1].startswith("meta-llama/Llama-3.2-1B-Instruct")
+
+
+def test_from_config_falls_back_to_the_fakerouter_without_a_token(tmp_path: Path) -> None:
+    result = offline("from_config.py", "hi", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "echo: hi"
+    assert "no HF_TOKEN set" in result.stderr and "[FakeRouter received max_tokens=128]" in result.stderr

@@ -255,3 +255,14 @@ async def test_llama_cpp_prints_nothing_unless_debug() -> None:
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert debug.returncode == 0 and "hfdriver.llama_cpp: " in debug.stderr  # routed to logging, not lost
+
+
+async def test_an_answer_cut_by_max_tokens_shows_no_piece_of_the_next_turn(driver: LocalDriver) -> None:
+    from hfdriver.local._transcript import TRANSCRIPT_STOP
+
+    for tokens in range(1, 13):
+        response = await driver.generate(greedy("Count from one to twenty in words", tokens))
+        text = response.text
+        assert "\nUser" not in text and "\nAssistant" not in text, (tokens, text)
+        ends = {text[-n:] for n in range(1, len(text) + 1)}
+        assert not any(stop.startswith(end) for stop in TRANSCRIPT_STOP for end in ends), (tokens, text)

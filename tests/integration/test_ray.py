@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 from collections import Counter
@@ -168,6 +169,12 @@ async def test_cli_engine_ray(tmp_path: Path) -> None:
     text = err.decode()
     assert proc.returncode == 1, text  # the broken line failed
     assert "61 rows" in text and "60 answered, 1 failed" in text
+    chatter = [
+        line
+        for line in text.splitlines()
+        if re.search(r"\b(INFO|WARNING|WARN)\b|\(raylet\)|Ray Data|Running Dataset|ray\.\w", line)
+    ]
+    assert chatter == [], chatter  # --quiet: no INFO or WARNING line of Ray's
     rows = output_rows(out)
     assert len(rows) == 61 and sum(1 for r in rows if r["error"]) == 1
     bad = next(r for r in rows if r["error"])

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable
 from pathlib import Path
@@ -71,6 +72,14 @@ def _ensure_ray(address: str | None, workers: int, *, quiet: bool) -> bool:
     if ray.is_initialized():
         return False
     level = logging.ERROR if quiet else logging.WARNING
+    if quiet:  # Ray and Ray Data log through their own handlers: quiet them at the source
+        for name in ("ray", "ray.data", "ray.serve", "ray.train"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        context = ray.data.DataContext.get_current()
+        for flag in ("print_on_execution_start", "enable_auto_log_stats", "verbose_stats_logs"):
+            if hasattr(context, flag):
+                setattr(context, flag, False)
+        os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     if address:
         ray.init(address=address, log_to_driver=False, logging_level=level)
         return True

@@ -12,14 +12,28 @@ import traceback
 from collections.abc import Sequence
 
 from hfdriver._version import __version__
-from hfdriver.cli import auth, batch, cache, chat, config, embed, local, models, ollama, serve, task
+from hfdriver.cli import (
+    auth,
+    batch,
+    cache,
+    chat,
+    config,
+    embed,
+    fake,
+    local,
+    logs,
+    models,
+    ollama,
+    serve,
+    task,
+)
 from hfdriver.cli._common import UsageError, global_options, out
 from hfdriver.errors import HuggingFaceError
 
 __all__ = ["build_parser", "main", "run"]
 
 # One module per command group; each registers its subparsers and their handlers.
-COMMANDS = (chat, embed, task, batch, models, auth, config, cache, local, serve, ollama)
+COMMANDS = (chat, logs, embed, task, batch, models, auth, config, cache, local, serve, ollama, fake)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (sub)command ``args`` chose: ``hfdriver local pull`` -> the ``pull`` parser."""
+    current = parser
+    while True:
+        choice = None
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                choice = action.choices.get(getattr(args, action.dest, None) or "")
+        if choice is None:
+            return current
+        current = choice
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code.
 
@@ -49,7 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream=sys.stderr,
         )
         return 1
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # told by the command that was run, with its usage (argparse's own says the top one)
+        _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(extras)}")
     if args.debug:
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
     else:

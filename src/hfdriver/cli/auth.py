@@ -30,6 +30,25 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     )
     login.add_argument("--token", help="the token (default: prompt without echo, or read stdin when piped)")
     login.set_defaults(func=run_login)
+    sub.add_parser("logout", parents=parents, help="delete the saved token file").set_defaults(
+        func=run_logout
+    )
+
+
+def run_logout(args: argparse.Namespace) -> int:
+    path = token_file_path()
+    if path.exists():
+        path.unlink()
+        out(f"deleted {path}")
+    else:
+        out(f"no saved token at {path}")
+    still = [name for name in TOKEN_ENV_VARS if os.environ.get(name, "").strip()]
+    if still:
+        out(
+            f"{', '.join(still)} is still set in this shell and is used first: unset it too",
+            stream=sys.stderr,
+        )
+    return 0
 
 
 async def run_whoami(args: argparse.Namespace) -> int:

@@ -45,7 +45,9 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     )
     batch.add_argument("input", type=Path, help="the input JSONL file")
     batch.add_argument("-o", "--output", type=Path, required=True, help="the output JSONL file")
-    batch.add_argument("--model", help="the model for rows that name none (default: the configuration's)")
+    batch.add_argument(
+        "-m", "--model", help="the model for rows that name none (default: the configuration's)"
+    )
     batch.add_argument("--local", action="store_true", help="answer with the local model")
     batch.add_argument("--concurrency", type=int, default=64, help="rows in flight at most (default 64)")
     batch.add_argument("--rpm", type=float, help="requests per minute at most")

@@ -30,6 +30,7 @@ model = "meta-llama/Llama-3.2-1B-Instruct"
 # base_url = "http://127.0.0.1:8000/v1"
 max_tokens = 512                 # defaults for requests that do not set them
 # temperature = 0.7
+# fallbacks = ["Qwen/Qwen2.5-7B-Instruct:together", "local"]   # models, model:provider, or profiles
 
 [llm.auth]
 # Where the token comes from; without this table: HF_TOKEN & co., then the token file.
@@ -46,11 +47,23 @@ max_tokens = 512                 # defaults for requests that do not set them
 # read = 60        # silence allowed between streamed bytes
 # total = 300      # bound for a non-streamed answer
 
+# A response cache (on when this table is present; identical requests are answered from it).
+# [llm.cache]
+# backend = "sqlite"             # or "memory" (this process only)
+# path = "~/.cache/huggingface/hfdriver/cache.sqlite"
+# ttl = 86400                    # seconds an answer stays valid
+# max_size = "512MB"
+
 # Profiles inherit [llm] and override what they set: hfdriver --profile local-vllm chat ...
 [profiles.local-vllm]
-provider = "huggingface-endpoint"      # routing from [llm] is not applied: it is the router's
+provider = "huggingface-endpoint"
 base_url = "http://127.0.0.1:8000/v1"
 model = "Qwen/Qwen2.5-7B-Instruct"
+
+# In-process llama.cpp: no model means the embedded Gemma 3 270M (offline); or a pulled
+# REPO with [profiles.local.options] quantization = "Q4_K_M", or a .gguf path.
+[profiles.local]
+provider = "huggingface-local"
 """
 
 
@@ -116,6 +129,19 @@ def config_summary(args: argparse.Namespace) -> list[tuple[str, str]]:
             rows.append((name, changed))
     if llm.options:
         rows.append(("options", ", ".join(f"{k}={_redact_option(k, v)}" for k, v in llm.options.items())))
+    rows.append(("fallbacks", ", ".join(llm.fallbacks) or "-"))
+    cache = llm.cache
+    if cache.enabled:
+        where = cache.path or "the default file" if cache.backend == "sqlite" else "this process"
+        limits = ", ".join(
+            f"{k}={v}" for k, v in (("ttl", cache.ttl), ("max_size", cache.max_size)) if v is not None
+        )
+        rows.append(("cache", f"{cache.backend} ({where})" + (f", {limits}" if limits else "")))
+    else:
+        rows.append(("cache", "off (add an [llm.cache] table to turn it on)"))
+    if llm.provider == "huggingface-local":
+        rows.append(("token", "not needed (a local model)"))
+        return rows
     try:
         token = token_for(llm, config.path, f"profiles.{args.profile}" if args.profile else "llm")
     except HuggingFaceError as exc:

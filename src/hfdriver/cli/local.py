@@ -104,7 +104,7 @@ async def run_pull(args: argparse.Namespace) -> int:
         bar = bars.get(progress.filename)
         if bar is None:
             bar = bars[progress.filename] = tqdm(
-                total=progress.total, unit="B", unit_scale=True, unit_divisor=1024, desc=progress.filename,
+                total=progress.total, unit="B", unit_scale=True, unit_divisor=1000, desc=progress.filename,  # MB, as `local list` says
                 file=sys.stderr, dynamic_ncols=True,
             )  # fmt: skip
         if progress.total and bar.total != progress.total:

@@ -62,6 +62,16 @@ async def run_list(args: argparse.Namespace) -> int:
     if args.search:
         models = [m for m in models if args.search.lower() in m.id.lower()]
     if args.tools:
+        known = [m for m in models if any(p.supports_tools is not None for p in m.live_providers)]
+        if models and not known:
+            offline = all(m.source == "catalogue" for m in models)
+            out(
+                "the catalogue has no tool information"
+                + (" (offline: this is hfdriver's built-in list)" if offline else "")
+                + "; run it online to filter by tool support, or leave out --tools",
+                stream=sys.stderr,
+            )
+            return 1
         models = [m for m in models if m.supports_tools]
     rows = []
     for m in models:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -59,7 +60,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         metavar="ORIGIN",
         help="let web pages from this origin call the server (e.g. http://localhost:3000 is always allowed; '*': any)",
     )
-    serve.add_argument("--model", help="model to serve (overrides the configuration)")
+    serve.add_argument("-m", "--model", help="model to serve (overrides the configuration)")
     serve.add_argument("--local", action="store_true", help="serve the embedded local model (llama.cpp)")
     serve.add_argument("--max-request-bytes", type=_positive_int, default=4 * 1024 * 1024)
     serve.add_argument(
@@ -128,7 +129,8 @@ def _api_key(args: argparse.Namespace) -> str | None:
 
 async def run_serve(args: argparse.Namespace) -> int:
     api_key = _api_key(args)
-    driver = chat_driver(args)
+    logging.getLogger("hfdriver.access").setLevel(logging.INFO)  # one line per request on stderr
+    driver = chat_driver(args, command="serve")
     store: ResponseStore = MemoryResponseStore() if args.no_store else SQLiteResponseStore()
     console = None if args.no_console else _console(args)
     server = OpenAIServer(

@@ -48,7 +48,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     task.add_argument(
         "inputs", nargs="+", metavar="INPUT", help="the input, then what the task pairs with it"
     )
-    task.add_argument("--model", help="org/name, optionally :provider (or an endpoint URL)")
+    task.add_argument("-m", "--model", help="org/name, optionally :provider (or an endpoint URL)")
     task.add_argument(
         "--provider", help="a provider (fal-ai, replicate, hf-inference...); default: the Hub's mapping"
     )

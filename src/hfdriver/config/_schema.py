@@ -223,6 +223,10 @@ def _parse_llm(path: Path | None, table: str, data: Any, base: LLMConfig | None)
         else:
             raise unknown_key_error(path, table, key, [*_SCALARS, *_TABLES, "options"])
     start = base or LLMConfig()
+    if base is not None and fields.get("provider") == "huggingface-local" != start.provider:
+        # A local profile does not inherit what belongs to [llm]'s provider: its model (a router
+        # model id is no GGUF: no model means the embedded one), base_url, routing and options.
+        start = attrs.evolve(start, model=None, base_url=None, routing=None, options={})
     auth = fields.pop("auth", None)
     merged: dict[str, Any] = {}
     if "options" in fields:

@@ -23,7 +23,13 @@ from hfdriver.dto.response import GenerateResponse
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind
 from hfdriver.local._embed import LocalEmbedder
 from hfdriver.local._stream import END, Channel, LocalStream, generate_sync
-from hfdriver.local._transcript import TRANSCRIPT, TRANSCRIPT_STOP, as_chat_chunk, render_transcript
+from hfdriver.local._transcript import (
+    TRANSCRIPT,
+    TRANSCRIPT_STOP,
+    MarkerGuard,
+    as_chat_chunk,
+    render_transcript,
+)
 from hfdriver.openai import check_text, to_payload
 
 __all__ = ["LocalDriver"]
@@ -367,8 +373,14 @@ class LocalDriver(Closing):
 
         def start() -> Iterator[dict[str, Any]]:
             first = True
+            guard = MarkerGuard(stops)
             for chunk in llm.create_completion(prompt, **options):
                 converted = as_chat_chunk(chunk, first=first)
+                for choice in converted["choices"]:
+                    delta = choice["delta"]
+                    delta["content"] = guard.feed(
+                        delta["content"], finished=choice["finish_reason"] is not None
+                    )
                 if first and any(c["delta"]["content"] for c in converted["choices"]):
                     first = False
                 yield converted

@@ -30,6 +30,7 @@ __all__ = [
     "PREAMBLE",
     "TRANSCRIPT",
     "TRANSCRIPT_STOP",
+    "MarkerGuard",
     "as_chat_chunk",
     "render_transcript",
 ]
@@ -93,3 +94,29 @@ def as_chat_chunk(chunk: dict[str, Any], *, first: bool) -> dict[str, Any]:
             }
         )
     return {"id": chunk.get("id"), "model": chunk.get("model"), "choices": out}
+
+
+class MarkerGuard:
+    """Holds back the end of the streamed text while it could still be the start of a stop marker
+    (``"\nUs"`` of ``"\nUser:"``), and drops it when the generation ends there: an answer cut by
+    ``max_tokens`` mid-marker never shows a piece of the transcript's next turn."""
+
+    __slots__ = ("held", "stops")
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = tuple(stops)
+        self.held = ""
+
+    def feed(self, text: str, *, finished: bool) -> str:
+        text = self.held + text
+        keep = self._partial(text)
+        self.held = "" if finished else text[len(text) - keep :]
+        return text[: len(text) - keep]
+
+    def _partial(self, text: str) -> int:
+        """The length of the longest end of ``text`` that begins some stop marker."""
+        for size in range(min(len(text), max(map(len, self.stops), default=0)), 0, -1):
+            tail = text[-size:]
+            if any(stop.startswith(tail) for stop in self.stops):
+                return size
+        return 0

@@ -32,6 +32,7 @@ from hfdriver.server._store import MemoryResponseStore, ResponseStore
 from hfdriver.server._wire import (
     ANSWER,
     CALL,
+    MODEL,
     SHUTTING_DOWN,
     STATE,
     ServerState,
@@ -59,6 +60,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("hfdriver")
+access_logger = logging.getLogger("hfdriver.access")
+"""One INFO line per request: client, method, path, status, time, model; never a token, a
+query string or a prompt. ``hfdriver serve`` shows it; a library user turns it on like any logger."""
 K = HuggingFaceErrorKind
 
 DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
@@ -133,6 +137,29 @@ def create_app(
     guard = Guard(allowed_hosts=allowed_hosts, allowed_origins=allowed_origins, api_key=api_key)
     store = response_store if response_store is not None else MemoryResponseStore()
     handlers = _Handlers(driver, served, state, guard, max_request_bytes, body_timeout, store)
+
+    @web.middleware
+    async def access_log(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if not access_logger.isEnabledFor(logging.INFO):
+            return await handler(request)
+        started = time.perf_counter()
+        status = 499  # the client went away before an answer (nginx's code for it)
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        finally:
+            access_logger.info(
+                '%s "%s %s" %d %.0fms model=%s',
+                request.remote or "-",
+                request.method,
+                request.path,
+                status,
+                (time.perf_counter() - started) * 1000,
+                request.get(MODEL) or "-",
+            )
 
     @web.middleware
     async def checks_and_errors(
@@ -214,7 +241,9 @@ def create_app(
         call.end(request.get(ANSWER))
         return response
 
-    app = web.Application(client_max_size=max_request_bytes, middlewares=[checks_and_errors, server_span])
+    app = web.Application(
+        client_max_size=max_request_bytes, middlewares=[access_log, checks_and_errors, server_span]
+    )
     for route in routes:
         handler = getattr(handlers, route.handler) if isinstance(route.handler, str) else route.handler
         app.router.add_route(route.method, route.path, handler)
@@ -275,7 +304,7 @@ class _Handlers(ResponsesRoutes):
     async def chat(self, request: web.Request) -> web.StreamResponse:
         generate_request, stream = request_from_payload(await self.read_body(request))
         call_id = f"chatcmpl-{os.urandom(12).hex()}"
-        model = generate_request.model or self.served
+        model = request[MODEL] = generate_request.model or self.served
         server_call: Call | None = request.get(CALL)
         if server_call is not None:
             server_call.describe_request("chat", generate_request, model)
@@ -291,7 +320,7 @@ class _Handlers(ResponsesRoutes):
 
     async def embeddings(self, request: web.Request) -> web.Response:
         embed_request, encoding = embed_request_from_payload(await self.read_body(request))
-        model = embed_request.model or self.served
+        model = request[MODEL] = embed_request.model or self.served
         server_call: Call | None = request.get(CALL)
         if server_call is not None:
             server_call.describe_request("embeddings", embed_request, model)

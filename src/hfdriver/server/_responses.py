@@ -17,7 +17,7 @@ from hfdriver.dto.stream import StreamChunk
 from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, invalid_request
 from hfdriver.openai.responses import ResponseEvents, ResponsesCall, ResponseShell, new_id, read_responses
 from hfdriver.server._store import ResponseStore, StoredResponse
-from hfdriver.server._wire import ANSWER, CALL, ServerState, dumps, pump
+from hfdriver.server._wire import ANSWER, CALL, MODEL, ServerState, dumps, pump
 from hfdriver.telemetry import Call
 
 __all__ = ["ResponsesRoutes"]
@@ -45,7 +45,7 @@ class ResponsesRoutes:
         if call.previous_response_id is not None:
             history = (await self._stored(call.previous_response_id, "previous_response_id")).conversation
         generate_request = call.generate_request(history, model=call.model)
-        model = call.model or self.served
+        model = request[MODEL] = call.model or self.served
         server_call: Call | None = request.get(CALL)
         if server_call is not None:
             server_call.describe_request("chat", generate_request, model)

@@ -21,6 +21,7 @@ from hfdriver.errors import KINDS, HuggingFaceError, HuggingFaceErrorKind
 __all__ = [
     "ANSWER",
     "CALL",
+    "MODEL",
     "Encoder",
     "ServerState",
     "STATE",
@@ -91,6 +92,7 @@ class ServerState:
 STATE = web.AppKey("hfdriver_state", ServerState)
 CALL: Any = getattr(web, "RequestKey", lambda name, _t: name)("hfdriver_call", object)
 ANSWER: Any = getattr(web, "RequestKey", lambda name, _t: name)("hfdriver_answer", object)
+MODEL: Any = getattr(web, "RequestKey", lambda name, _t: name)("hfdriver_model", str)
 
 
 def uncancel() -> None:

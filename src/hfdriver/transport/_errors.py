@@ -9,6 +9,7 @@ mapped by :func:`map_download_error`, by class, in the same module.
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any, NamedTuple
 
 import aiohttp
@@ -61,6 +62,17 @@ _RULES: tuple[_Rule, ...] = (
     ),
     _Rule((aiohttp.ClientPayloadError,), K.STREAM, False, "the stream broke: {detail}"),
     _Rule((aiohttp.InvalidURL,), K.CONFIG, False, "not a valid URL: {detail}; {hint}"),
+    # A host name that does not resolve will not resolve in a second either: no retry, so a
+    # fallback moves on at once (aiohttp >= 3.10 names it; socket.gaierror where it does not).
+    _Rule(
+        (
+            *((aiohttp.ClientConnectorDNSError,) if hasattr(aiohttp, "ClientConnectorDNSError") else ()),
+            socket.gaierror,
+        ),
+        K.CONNECTION,
+        False,
+        "{unreachable}: the host name does not resolve ({detail}); {hint}",
+    ),
     _Rule(
         (aiohttp.ClientConnectionError, ConnectionError, OSError),
         K.CONNECTION,
@@ -69,7 +81,7 @@ _RULES: tuple[_Rule, ...] = (
     ),
     _Rule((BaseException,), K.CONNECTION, True, "transport failure: {detail}"),
 )
-_BROKEN_STREAM = _RULES[3]
+_BROKEN_STREAM = next(rule for rule in _RULES if rule.kind is K.STREAM)
 
 
 def map_transport_error(
