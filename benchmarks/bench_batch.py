@@ -6,7 +6,8 @@
 1. **Throughput**: ROWS requests against FakeRouter (its own process) limited to RATE requests/s
    (a token bucket, burst RATE/10, 429 + ``Retry-After`` in whole seconds beyond it), answering
    after LATENCY seconds. Every client runs in the same process, one after the other, with the
-   limiter refilled in between: hfdriver's batch (file in, file out), a hand-written
+   limiter refilled in between: hfdriver's batch (file in, file out; learning the limit, told
+   it, and against a second fake that states it in OpenAI's x-ratelimit-* headers), a hand-written
    ``asyncio.gather`` + semaphore over ``HuggingFaceDriver``, openai-python with its default
    retries, and LiteLLM ``batch_completion``, flexllm and oaib when installed.
 2. **Memory**: peak RSS of ``hfdriver batch`` for each of MEMORY_ROWS input rows (no limit).
@@ -40,7 +41,9 @@ MODEL = "bench/model"
 CONCURRENCY = 64
 
 
-def start_fake(rate: float, latency: float, fractional: bool = False) -> tuple[subprocess.Popen[str], str]:
+def start_fake(
+    rate: float, latency: float, fractional: bool = False, state: str = "-"
+) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -49,6 +52,7 @@ def start_fake(rate: float, latency: float, fractional: bool = False) -> tuple[s
             str(latency),
             "0",
             str(int(fractional)),
+            state,
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -236,8 +240,13 @@ async def throughput(
         "| client | wall (s) | rows answered | failed rows | 429s received | % of the allowed rate | while sending |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
+    stating, stating_url = start_fake(rate, latency, fractional, "openai")
+    rows_to_run = [(name, client, missing, base_url) for name, client, missing in anchors(rate)]
+    rows_to_run.insert(
+        1, ("hfdriver batch (adaptive, the limit stated the OpenAI way)", hfdriver_batch, None, stating_url)
+    )
     try:
-        for name, client, missing in anchors(rate):
+        for name, client, missing, base_url in rows_to_run:
             if only and only.lower() not in name.lower():
                 continue
             if missing:
@@ -263,6 +272,7 @@ async def throughput(
             )
     finally:
         proc.kill()
+        stating.kill()
 
 
 # ---------------------------------------------------------------------------- memory

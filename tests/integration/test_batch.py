@@ -545,3 +545,43 @@ async def test_cli_refuses_duplicates_and_bad_arguments(router: FakeRouter, tmp_
     assert code == 2 and "is not a file" in err
     code, _, err = await run_cli(router, tmp_path, str(source), "-o", str(source))
     assert code == 2 and "must not be the input" in err
+
+
+# ---------------------------------------------------------------------------- stated limits
+
+
+@pytest.mark.parametrize("dialect", ["openai", "ietf"])
+async def test_a_stated_limit_is_paced_at_from_the_first_answer(dialect: str) -> None:
+    async with (
+        FakeRouter(rate_limit=100, state_limit=dialect, latency=0.01) as router,
+        driver_for(router, retry=RetryPolicy(attempts=6)) as driver,
+    ):
+        flow = FlowControl(max_concurrency=32)
+        results = await collect(driver, rows(300), flow=flow)
+    assert all(r.ok for r in results)
+    # Paced just under the stated 100/s from the first answer: no slow start to climb out of, and
+    # no 429 to learn the limit from (the slow start alone would take a refusal or two).
+    assert flow.rate == pytest.approx(98.5, rel=0.01)  # (then probing up slowly, as at a fitted limit)
+    assert router.rate_limited <= 1
+
+
+async def test_a_stated_limit_that_the_429s_contradict_is_corrected_by_them() -> None:
+    # The headers say 100/s, the bucket refills at 40/s: the refusals win, and the same statement
+    # repeated by every later answer does not put the rate back up.
+    async with (
+        FakeRouter(
+            rate_limit=40,
+            burst=4,
+            state_limit="openai",
+            stated_rate=100,
+            fractional_retry_after=True,
+            latency=0.01,
+        ) as router,
+        driver_for(router, retry=RetryPolicy(attempts=8)) as driver,
+    ):
+        flow = FlowControl(max_concurrency=16)
+        results = await collect(driver, rows(200), flow=flow)
+    assert all(r.ok for r in results)
+    assert router.rate_limited >= 1
+    assert flow.rate is not None and flow.rate < 45
+    assert max(router.per_second()) <= 40 + 4 + 1

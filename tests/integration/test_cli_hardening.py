@@ -314,3 +314,12 @@ async def test_the_conversation_log_continue_and_attachments(env: dict[str, obje
     text.write_text("hi")
     refused = await cli(env, "chat", "-a", str(text), "hi")
     assert refused.code == 2 and "only images can be attached" in refused.err
+
+
+async def test_the_footer_says_when_an_answer_was_cut(env: dict[str, object]) -> None:
+    result = await cli(env, "chat", "--max-tokens", "2", "one two three four five")
+    assert result.code == 0, result.err
+    assert result.out.strip() == "echo: one"  # the fake cut it at two words
+    assert "finish: length (raise --max-tokens)" in result.err
+    full = await cli(env, "chat", "short")
+    assert "finish:" not in full.err  # a whole answer says nothing about it

@@ -294,3 +294,15 @@ async def test_a_sigkilled_run_resends_at_most_what_was_in_flight(tmp_path: Path
     assert second_run <= 400 - written, (second_run, written)
     assert first_run + second_run <= 400 + 16, (first_run, second_run)
     assert not parts.exists()
+
+
+async def test_the_cluster_paces_at_a_stated_limit(tmp_path: Path) -> None:
+    source, out = write_input(tmp_path / "in.jsonl", 600), tmp_path / "out"
+    async with FakeRouter(rate_limit=100, state_limit="openai", latency=0.01, record=False) as router:
+        summary = await run(source, out, router, workers=2, concurrency=32, batch_size=100)
+        per_second = router.per_second()
+    assert summary.succeeded == 600 and summary.failed == 0
+    # The first answer states 6000/min: the program, then the cluster's limit, pace just under it
+    # (a slow start would climb past 100/s and learn it from a 429 or two).
+    assert summary.rate_limited <= 1, (summary.rate_limited, per_second)
+    assert max(per_second) <= 100 + 10 + 1, per_second

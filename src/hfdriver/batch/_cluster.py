@@ -71,6 +71,7 @@ class ClusterPacer:
         self._successes = 0
         self.stopped = False
         self._learner = RateLearner(adaptive=False)  # nothing is learned here: the actor learns
+        self._stated: float | None = None
 
     @property
     def learner(self) -> RateLearner:
@@ -90,6 +91,11 @@ class ClusterPacer:
     def refused(self, kind: HuggingFaceErrorKind, retry_after: float | None, started: float) -> None:
         self._learner.rate_limited += 1
         self._limit.congestion.remote(kind.name, retry_after, max(0.0, time.monotonic() - started))
+
+    def stated(self, limit: float) -> None:
+        if limit != self._stated:  # every answer says it: tell the cluster's limit when it changes
+            self._stated = limit
+            self._limit.stated.remote(limit)
 
     def stop(self, kind: HuggingFaceErrorKind, message: str) -> None:
         self._limit.stop.remote(kind.name, message)
@@ -145,6 +151,13 @@ class HandoverPacer(ClusterPacer):
             super().refused(kind, retry_after, started)
         else:
             alone.refused(kind, retry_after, started)
+
+    def stated(self, limit: float) -> None:
+        alone = self._alone
+        if alone is None:
+            super().stated(limit)
+        else:
+            alone.stated(limit)
 
 
 # ---------------------------------------------------------------------------- the input

@@ -184,6 +184,10 @@ class FlowControl:
             elif error.kind in FATAL_KINDS:
                 self.pacer.stop(error.kind, error.message)
 
+    def stated_rate(self, limit: float) -> None:
+        """The transport saw an answer state the server's limit (requests/s): the pacer adopts it."""
+        self.pacer.stated(limit)
+
     def _release(self) -> None:
         self.in_flight -= 1
         self._wake()

@@ -77,6 +77,7 @@ class RateLearner:
         self.rate_limited = 0
         self.pauses = 0
         self.paused_seconds = 0.0
+        self._stated: float | None = None  # the last limit a server stated (requests/s)
 
     def shifted(self, delta: float) -> RateLearner:
         """A copy whose clock readings are moved by ``delta`` seconds: this state, adopted by a
@@ -95,6 +96,20 @@ class RateLearner:
         if fixed is None:
             return learned
         return fixed if learned is None else min(fixed, learned)
+
+    def stated(self, limit: float, now: float) -> bool:
+        """The server stated its limit (``limit`` requests/s, from its rate-limit headers): pace
+        just under it from now on, as a fitted limit is, rather than learn it from 429s. Only a
+        new statement acts: the same one said again by every answer does not undo what a 429 has
+        corrected since (a stated limit that contradicts the refusals is corrected by them). A
+        fixed rate (``adaptive=False``) stays as it is; a told ``rpm`` stays the cap. True when
+        it acted."""
+        if not self.adaptive or limit <= 0 or limit == self._stated:
+            return False
+        self._stated = limit
+        self.rate = self._ceiling = max(_FLOOR, _SETTLE * limit)
+        self._measure_from = now
+        return True
 
     def on_sent(self, now: float) -> None:
         """An attempt was let go (send times are what refusals are measured against)."""

@@ -35,6 +35,10 @@ class Pacer(Protocol):
         """A rate-limit or overload answer to an attempt let go at ``started`` (monotonic clock)."""
         ...
 
+    def stated(self, limit: float) -> None:
+        """An answer stated the server's limit: ``limit`` requests/s (its rate-limit headers)."""
+        ...
+
     def stop(self, kind: HuggingFaceErrorKind, message: str) -> None:
         """A failure that would hit every row: no more turns (for every worker of a cluster)."""
         ...
@@ -82,6 +86,10 @@ class LocalPacer:
 
     def refused(self, kind: HuggingFaceErrorKind, retry_after: float | None, started: float) -> None:
         if self.learner.refused(time.monotonic(), kind, retry_after, started):
+            self.reschedule()
+
+    def stated(self, limit: float) -> None:
+        if self.learner.stated(limit, time.monotonic()):
             self.reschedule()
 
     def stop(self, kind: HuggingFaceErrorKind, message: str) -> None:

@@ -55,6 +55,9 @@ class SharedLimit:
     async def congestion(self, kind: str, retry_after: float | None, started_ago: float) -> None:
         self.pacer.refused(HuggingFaceErrorKind[kind], retry_after, time.monotonic() - started_ago)
 
+    async def stated(self, limit: float) -> None:
+        self.pacer.stated(limit)
+
     async def stop(self, kind: str, message: str) -> None:
         if self.stopped is None:
             self.stopped = (kind, message)

@@ -120,6 +120,10 @@ class FakeRouter(TaskScripts, LocalServer):
       answered 429 with ``Retry-After`` (whole seconds, as HTTP has it, or the exact fraction
       with ``fractional_retry_after=True``). :attr:`rate_limited` counts them, :attr:`served`
       the answered ones, :meth:`per_second` the answered ones in each second.
+    - ``state_limit``: every answer states the limit, as OpenAI does (``"openai"``:
+      ``x-ratelimit-limit-requests`` per minute and ``-reset-requests``) or the IETF way
+      (``"ietf"``: ``RateLimit-Policy: 100;w=1``); ``stated_rate`` states another one than the
+      real ``rate_limit`` (a server whose headers are wrong).
     - ``latency``: seconds every chat answer waits before it is sent (generation time).
     - :meth:`fail_when`: answer requests whose last user message contains a text with a
       scripted response (every time, or ``times`` times), whatever the order of arrival.
@@ -138,8 +142,14 @@ class FakeRouter(TaskScripts, LocalServer):
         fractional_retry_after: bool = False,
         latency: float = 0.0,
         record: bool = True,
+        state_limit: str | None = None,
+        stated_rate: float | None = None,
     ) -> None:
         super().__init__(host, port)
+        if state_limit not in (None, "openai", "ietf"):
+            raise ValueError("state_limit: 'openai' (x-ratelimit-*-requests) or 'ietf' (RateLimit-Policy)")
+        self.state_limit = state_limit
+        self.stated_rate = stated_rate
         if rate_limit is not None and rate_limit <= 0:
             raise ValueError("rate_limit must be > 0 requests/s")
         self.rate_limit = rate_limit
@@ -276,8 +286,22 @@ class FakeRouter(TaskScripts, LocalServer):
     # ------------------------------------------------------------------ handlers
     def _headers(self, extra: Mapping[str, str]) -> dict[str, str]:
         headers = {"x-request-id": f"fake-{next(self._ids)}", "x-inference-provider": self.provider}
+        if self.state_limit is not None and self.rate_limit is not None:
+            headers.update(self._limit_headers(self.stated_rate or self.rate_limit))
         headers.update(extra)
         return headers
+
+    def _limit_headers(self, rate: float) -> dict[str, str]:
+        """The limit stated the way ``state_limit`` says (``stated_rate`` may differ from the real one)."""
+        remaining = str(max(0, int(self._bucket)))
+        if self.state_limit == "openai":  # requests per minute; the reset: until the bucket is full
+            reset = max(0.0, (self.burst - self._bucket) / self.rate_limit) if self.rate_limit else 0.0
+            return {
+                "x-ratelimit-limit-requests": f"{rate * 60:g}",
+                "x-ratelimit-remaining-requests": remaining,
+                "x-ratelimit-reset-requests": f"{reset:.3f}s",
+            }
+        return {"RateLimit-Policy": f"{rate:g};w=1", "RateLimit": f"limit={rate:g}, remaining={remaining}"}
 
     async def _models(self, request: web.Request) -> web.Response:
         if self.record:

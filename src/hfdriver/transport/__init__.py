@@ -27,6 +27,7 @@ from hfdriver.transport._http import (
     unary_timeout,
 )
 from hfdriver.transport._policy import RetryPolicy, Timeouts
+from hfdriver.transport._ratelimit import stated_rate
 from hfdriver.transport._retry import (
     AttemptGate,
     RetryDetails,
@@ -79,6 +80,7 @@ __all__ = [
     "set_testing",
     "use_attempt_gate",
     "split_credentials",
+    "stated_rate",
     "stream_timeout",
     "unary_timeout",
 ]

@@ -23,7 +23,7 @@ from hfdriver.errors import HuggingFaceError, HuggingFaceErrorKind, Secret, erro
 from hfdriver.transport._errors import TRANSPORT_ERRORS, map_transport_error
 from hfdriver.transport._policy import Timeouts
 from hfdriver.transport._proxy import ProxyResolver
-from hfdriver.transport._retry import ATTEMPT
+from hfdriver.transport._retry import ATTEMPT, observe_limits
 from hfdriver.transport._urls import split_credentials
 
 __all__ = [
@@ -284,6 +284,7 @@ class HttpClient:
                 status = resp.status
                 if started:
                     self._log(method, url, status, started, resp.headers)
+                observe_limits(resp.headers)
                 if status >= 300:
                     raise await self._error(resp)
                 headers = resp.headers
@@ -350,6 +351,7 @@ class HttpClient:
             raise error from exc
         if started:
             self._log(method, url, resp.status, started, resp.headers)
+        observe_limits(resp.headers)
         if resp.status >= 300:
             try:
                 error = await self._error(resp)

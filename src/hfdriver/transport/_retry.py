@@ -17,7 +17,7 @@ import contextvars
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Protocol, TypeVar
 
@@ -26,6 +26,7 @@ import tenacity
 
 from hfdriver.errors import HuggingFaceError
 from hfdriver.transport._policy import RetryPolicy
+from hfdriver.transport._ratelimit import stated_rate
 
 __all__ = [
     "AttemptGate",
@@ -167,7 +168,9 @@ class AttemptGate(Protocol):
 
     ``before_attempt`` waits for a slot (concurrency, rate budget, a global pause after a 429);
     ``after_attempt`` gives the slot back with the outcome: ``None`` for success, the error
-    otherwise (a :class:`HuggingFaceError`, or anything else that ended the attempt).
+    otherwise (a :class:`HuggingFaceError`, or anything else that ended the attempt). A gate may
+    also have ``stated_rate(limit)``: the transport calls it when an answer's headers state the
+    server's limit (requests/s; :func:`hfdriver.transport.stated_rate` reads the dialects).
     """
 
     async def before_attempt(self) -> None: ...
@@ -328,3 +331,15 @@ async def call_with_retries(policy: RetryPolicy, what: str, attempt: Callable[[]
             ATTEMPT.set(managed.retry_state.attempt_number)
             return await attempt()
     raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+
+def observe_limits(headers: Mapping[str, str]) -> None:
+    """Tell the attempt gate in effect (a batch's flow control) the limit ``headers`` state, if any."""
+    gate = _GATE.get()
+    if gate is None:
+        return
+    observe = getattr(gate, "stated_rate", None)
+    if observe is not None:
+        limit = stated_rate(headers)
+        if limit is not None:
+            observe(limit)
