@@ -40,10 +40,12 @@ import attrs
 from hfdriver.batch._cluster import (
     DatasetWorker,
     HandoverPacer,
-    QueueWorker,
     RaySettings,
     WorkerCore,
     line_ranges,
+)
+from hfdriver.batch._cluster import (
+    QueueWorker as _QueueWorkerCore,
 )
 from hfdriver.batch._files import IdSet, row_ids, written_ids
 from hfdriver.batch._flow import DEFAULT_MAX_PAUSE
@@ -65,6 +67,34 @@ logger = logging.getLogger("hfdriver")
 
 _REDO_ROWS = 64  # rows per piece of work when rows a dead actor had taken are sent again
 _ROUNDS = 3  # the first pass, then rounds that send again what dead actors had taken
+
+
+def _name(what: str) -> str:
+    return f"hfdriver-{what}-{os.urandom(8).hex()}"
+
+
+class _Held:
+    """An actor holding one value for the others: the done set, one copy for every worker.
+
+    The pool's workers are restartable, and an actor handle or an object reference among a
+    restartable actor's constructor arguments makes Ray's core worker print a warning on every
+    run (``--quiet`` must show none): they are given the limit and the done set by *name*, which
+    serves a restart as well."""
+
+    def __init__(self, value: Any) -> None:
+        self._value = value
+
+    def get(self) -> Any:
+        return self._value
+
+
+class QueueWorker(_QueueWorkerCore):
+    """The pool's actor (Ray titles its process ``ray::QueueWorker``): the core's
+    :class:`~hfdriver.batch._cluster.QueueWorker`, built from the names of the cluster's limit and
+    of the done set."""
+
+    def __init__(self, settings: RaySettings, limit: str, done: str) -> None:
+        super().__init__(settings, ray.get_actor(limit), ray.get(ray.get_actor(done).get.remote()))
 
 
 def _ensure_ray(address: str | None, workers: int, *, quiet: bool) -> bool:
@@ -124,11 +154,15 @@ def run_batch_on_ray(
         summary = BatchSummary(skipped=len(done))
         started_here = _ensure_ray(address, workers, quiet=not progress)
         try:
+            limit_name = _name("limit")
             limit: Any = (
                 ray.remote(SharedLimit)
                 # An async actor: every waiting attempt is a coroutine on its loop, not a thread. If it
                 # dies, Ray restarts it (the rate is learned again) and retries the calls in flight.
-                .options(num_cpus=0, max_concurrency=100_000, max_restarts=-1, max_task_retries=-1)
+                # Named: the pool's restartable workers find it by name (see _Held).
+                .options(
+                    num_cpus=0, max_concurrency=100_000, max_restarts=-1, max_task_retries=-1, name=limit_name
+                )
                 .remote(rpm, adaptive, max_pause)
             )
             settings = RaySettings(
@@ -146,6 +180,7 @@ def run_batch_on_ray(
                     done,
                     settings,
                     limit,
+                    limit_name=limit_name,
                     batch_size=batch_size,
                     rpm=rpm,
                     adaptive=adaptive,
@@ -184,12 +219,14 @@ class _File:
         settings: RaySettings,
         limit: Any,
         *,
+        limit_name: str,
         batch_size: int,
         rpm: float | None,
         adaptive: bool,
         max_pause: float,
     ) -> None:
         self.source, self.target, self.done, self.limit = source, target, done, limit
+        self.limit_name = limit_name
         self.settings = settings
         self.batch_size = batch_size
         self._pacing = {"rpm": rpm, "adaptive": adaptive, "max_pause": max_pause}
@@ -234,17 +271,19 @@ class _File:
         runs: list[Awaitable[Any]] = [local.run_queue(queue, first)] if local is not None else []
         local_run = asyncio.ensure_future(runs[0]) if runs else None
         pool: list[Any] = []
+        holder: Any = None
         bar = _Bar(max(0, lines - len(self.done)) if progress else None)
         failures: list[BaseException] = []
         try:
             await asyncio.gather(_awaited(self.limit.state.remote()), _awaited(queue.progress.remote()))
             if local is not None and isinstance(local.pacer, HandoverPacer):
                 await local.pacer.handover()
-            done_ref = ray.put(self.done)
+            done_name = _name("done")
+            holder = ray.remote(_Held).options(num_cpus=0, name=done_name).remote(self.done)
             pool = [
                 ray.remote(QueueWorker)
                 .options(num_cpus=0.25, max_restarts=-1, max_task_retries=-1)
-                .remote(settings, self.limit, done_ref)
+                .remote(settings, self.limit_name, done_name)
                 for _ in range(actors)
             ]
             for round_ in range(_ROUNDS):
@@ -279,6 +318,8 @@ class _File:
             for worker in pool:
                 await _quietly(worker.aclose.remote())
                 ray.kill(worker)
+            if holder is not None:
+                ray.kill(holder)
             if local is not None:
                 await local.aclose()
 
