@@ -9,7 +9,6 @@ token or any other credential. Off for one run with ``--no-log``; off for good w
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 from pathlib import Path
@@ -39,11 +38,10 @@ CREATE INDEX IF NOT EXISTS exchanges_conversation ON exchanges (conversation);
 
 
 def log_dir() -> Path:
-    """``$HF_HOME/hfdriver`` (the cache's folder)."""
-    home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface"
-    )
-    return Path(home) / "hfdriver"
+    """``$HF_HOME/hfdriver``: the cache's folder."""
+    from hfdriver.cache import default_cache_path
+
+    return default_cache_path().parent
 
 
 class ConversationLog:
